@@ -1,0 +1,576 @@
+/**
+ * One QUIC connection hosted by an Endpoint: a typed wrapper around a native
+ * `quiche_conn` that turns its state into events (established, datagrams,
+ * streams, path events, closed) and frees it exactly once.
+ */
+import { quiche } from "../../ffi/quiche.ts";
+import {
+  PathEventType,
+  PathStats,
+  QUICHE_ERR_DONE,
+  SOCKADDR_STORAGE_SIZE,
+  Stats,
+} from "../../ffi/quiche_constants.ts";
+import { decodeSockaddr, type SocketAddress } from "../net/address.ts";
+import { newConnectionId, resetToken } from "./connection_id.ts";
+import { type CloseReason, ConnectionClosedError, QuicheError } from "./errors.ts";
+import { QuicStream, type StreamHost } from "./stream.ts";
+
+/** A change on one of the connection's network paths. */
+export interface PathEvent {
+  type: "new" | "validated" | "failed-validation" | "closed" | "peer-migrated" | "pmtu-updated";
+  local: SocketAddress;
+  peer: SocketAddress;
+  /** The new path MTU, for "pmtu-updated". */
+  pmtu?: number;
+}
+
+/** Counters of one connection, from quiche. */
+export interface ConnectionStats {
+  packetsReceived: number;
+  packetsSent: number;
+  packetsLost: number;
+  bytesSent: number;
+  bytesReceived: number;
+  datagramsReceived: number;
+  datagramsSent: number;
+  /** DATAGRAMs dropped locally because the send queue was full or they were too large. */
+  datagramsDropped: number;
+  paths: number;
+}
+
+/** Statistics of one network path. */
+export interface PathStatistics {
+  local: SocketAddress;
+  peer: SocketAddress;
+  active: boolean;
+  rttMs: number;
+  minRttMs: number;
+  cwnd: number;
+  pmtu: number;
+  packetsLost: number;
+}
+
+/** What a connection needs from the endpoint that hosts it. */
+export interface ConnectionHost {
+  /** The endpoint's local sockaddr, as given to quiche. */
+  readonly localSockaddr: Uint8Array;
+  /** Encodes a peer address for the endpoint's socket. */
+  sockaddrFor(address: SocketAddress): Uint8Array;
+  /** Schedules a send pass for this connection. */
+  wake(connection: Connection): void;
+  /** Routes packets for one more of this connection's IDs to it. */
+  addConnectionId(connection: Connection, cid: Uint8Array): void;
+  /** Stops routing a connection ID. */
+  removeConnectionId(cid: Uint8Array): void;
+  /** Secret for stateless reset tokens. */
+  readonly resetSecret: Uint8Array;
+}
+
+const U64_MAX = 0xffff_ffff_ffff_ffffn;
+const DATAGRAM_BUFFER = 65_536;
+const DATAGRAM_BUFFER_N = BigInt(DATAGRAM_BUFFER);
+/** Scratch memory shared by every connection (JS is single-threaded). */
+const scratch = {
+  datagram: new Uint8Array(DATAGRAM_BUFFER),
+  pointer: new BigUint64Array(1),
+  length: new BigUint64Array(1),
+  u64: new BigUint64Array(1),
+  flag: new Uint8Array(1),
+  isApp: new Uint8Array(1),
+  code: new BigUint64Array(1),
+  reasonPointer: new BigUint64Array(1),
+  reasonLength: new BigUint64Array(1),
+  stats: new Uint8Array(Stats.size),
+  pathStats: new Uint8Array(PathStats.size),
+  local: new Uint8Array(SOCKADDR_STORAGE_SIZE),
+  localLength: new Uint32Array(1),
+  peer: new Uint8Array(SOCKADDR_STORAGE_SIZE),
+  peerLength: new Uint32Array(1),
+  pmtu: new BigUint64Array(1),
+};
+const u8 = (array: BigUint64Array | Uint32Array) => new Uint8Array(array.buffer);
+const scratchBytes = {
+  pointer: u8(scratch.pointer),
+  length: u8(scratch.length),
+  u64: u8(scratch.u64),
+  code: u8(scratch.code),
+  reasonPointer: u8(scratch.reasonPointer),
+  reasonLength: u8(scratch.reasonLength),
+  localLength: u8(scratch.localLength),
+  peerLength: u8(scratch.peerLength),
+  pmtu: u8(scratch.pmtu),
+};
+
+/** Copies `length` bytes from native memory at `address`. */
+function copyNative(address: bigint, length: number): Uint8Array {
+  if (length === 0 || address === 0n) return new Uint8Array(0);
+  const pointer = Deno.UnsafePointer.create(address);
+  return new Uint8Array(new Deno.UnsafePointerView(pointer!).getArrayBuffer(length)).slice();
+}
+
+/** Calls a quiche getter of shape `(conn, const uint8_t **out, size_t *len)` and copies the bytes. */
+function readBytes(
+  getter: (conn: Deno.PointerObject, out: Uint8Array, len: Uint8Array) => void,
+  conn: Deno.PointerObject,
+): Uint8Array {
+  scratch.pointer[0] = 0n;
+  scratch.length[0] = 0n;
+  getter(conn, scratchBytes.pointer, scratchBytes.length);
+  return copyNative(scratch.pointer[0], Number(scratch.length[0]));
+}
+
+function decodeStorage(storage: Uint8Array): SocketAddress {
+  return decodeSockaddr(storage);
+}
+
+/** A QUIC connection (client or server side). */
+export class Connection implements StreamHost {
+  /** True for connections this endpoint accepted. */
+  readonly isServer: boolean;
+  /** The peer's address when the connection was created. */
+  readonly initialPeer: SocketAddress;
+  /** Resolves when the handshake completes; rejects if the connection closes first. */
+  readonly established: Promise<void>;
+  /** Resolves with the reason once the connection is closed and freed. */
+  readonly closed: Promise<CloseReason>;
+  /** Called with each received DATAGRAM; the bytes are valid only during the call. */
+  ondatagram: ((data: Uint8Array) => void) | undefined;
+  /** Called for each stream the peer opens. */
+  onstream: ((stream: QuicStream) => void) | undefined;
+  /** Called for each path event. */
+  onpath: ((event: PathEvent) => void) | undefined;
+
+  #pointer: Deno.PointerObject | null;
+  readonly #host: ConnectionHost;
+  readonly #cids: Uint8Array[] = [];
+  readonly #streams = new Map<number, QuicStream>();
+  #nextLocalStream: number;
+  #isEstablished = false;
+  #peerCertificate: Uint8Array | null = null;
+  #alpn = "";
+  #datagramsDropped = 0;
+  #resolveEstablished!: () => void;
+  #rejectEstablished!: (error: Error) => void;
+  #resolveClosed!: (reason: CloseReason) => void;
+  #closeReason: CloseReason | null = null;
+
+  /** For Endpoint: wraps a native connection routed by `cid`. */
+  constructor(
+    pointer: Deno.PointerObject,
+    host: ConnectionHost,
+    cid: Uint8Array,
+    isServer: boolean,
+    peer: SocketAddress,
+  ) {
+    this.#pointer = pointer;
+    this.#host = host;
+    this.isServer = isServer;
+    this.initialPeer = peer;
+    this.#nextLocalStream = isServer ? 1 : 0;
+    this.established = new Promise((resolve, reject) => {
+      this.#resolveEstablished = resolve;
+      this.#rejectEstablished = reject;
+    });
+    // A handshake that fails is also reported through `closed`; don't let an
+    // unobserved `established` rejection crash the process.
+    this.established.catch(() => {});
+    this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
+    this.#cids.push(cid);
+    host.addConnectionId(this, cid);
+  }
+
+  /** The native connection, for lib/quic only; throws once freed. */
+  get pointer(): Deno.PointerObject {
+    if (this.#pointer === null) throw new Error("connection used after it was freed");
+    return this.#pointer;
+  }
+
+  /** True once the handshake completed. */
+  get isEstablished(): boolean {
+    return this.#isEstablished;
+  }
+
+  /** True once the connection is closed and freed. */
+  get isClosed(): boolean {
+    return this.#pointer === null;
+  }
+
+  /** The peer's leaf certificate (DER), once established; null if it sent none. */
+  get peerCertificate(): Uint8Array | null {
+    return this.#peerCertificate;
+  }
+
+  /** The negotiated ALPN protocol, once established. */
+  get alpn(): string {
+    return this.#alpn;
+  }
+
+  /** Largest DATAGRAM payload that fits a packet now (0 if the peer does not accept DATAGRAMs). */
+  get maxDatagramSize(): number {
+    const length = quiche().quiche_conn_dgram_max_writable_len(this.pointer);
+    return length < 0 ? 0 : length;
+  }
+
+  /**
+   * Queues a DATAGRAM. Returns false, counting a drop, if the send queue is full
+   * or the payload is larger than `maxDatagramSize`: DATAGRAMs are unreliable
+   * by design and never wait.
+   */
+  sendDatagram(data: Uint8Array): boolean {
+    const code = quiche().quiche_conn_dgram_send(this.pointer, data, BigInt(data.length));
+    if (code < 0) {
+      this.#datagramsDropped++;
+      return false;
+    }
+    this.#host.wake(this);
+    return true;
+  }
+
+  /** Opens a new bidirectional stream. */
+  openStream(): QuicStream {
+    const id = this.#nextLocalStream;
+    this.#nextLocalStream += 4;
+    const stream = new QuicStream(id, this);
+    this.#streams.set(id, stream);
+    return stream;
+  }
+
+  /** Starts validating a new path to `peer` from this endpoint's socket (RFC 9000 §8.2). */
+  probePath(peer: SocketAddress): void {
+    const local = this.#host.localSockaddr;
+    const remote = this.#host.sockaddrFor(peer);
+    const code = quiche().quiche_conn_probe_path(
+      this.pointer,
+      local,
+      local.length,
+      remote,
+      remote.length,
+      scratchBytes.u64,
+    );
+    if (code < 0) throw new QuicheError(`probing path to ${peer.hostname}:${peer.port}`, code);
+    this.#host.wake(this);
+  }
+
+  /** Moves the connection onto the (validated) path to `peer` (client side). */
+  migrate(peer: SocketAddress): void {
+    const local = this.#host.localSockaddr;
+    const remote = this.#host.sockaddrFor(peer);
+    const code = quiche().quiche_conn_migrate(
+      this.pointer,
+      local,
+      local.length,
+      remote,
+      remote.length,
+      scratchBytes.u64,
+    );
+    if (code < 0) throw new QuicheError(`migrating to ${peer.hostname}:${peer.port}`, code);
+    this.#host.wake(this);
+  }
+
+  /** Closes the connection with an application error code and reason. */
+  close(code = 0, reason = ""): void {
+    if (this.#pointer === null) return;
+    const bytes = new TextEncoder().encode(reason);
+    quiche().quiche_conn_close(this.#pointer, true, BigInt(code), bytes, BigInt(bytes.length));
+    this.#host.wake(this);
+  }
+
+  /** Counters from quiche. */
+  stats(): ConnectionStats {
+    quiche().quiche_conn_stats(this.pointer, scratch.stats);
+    const view = new DataView(scratch.stats.buffer);
+    const field = (offset: number) => Number(view.getBigUint64(offset, true));
+    return {
+      packetsReceived: field(Stats.recv),
+      packetsSent: field(Stats.sent),
+      packetsLost: field(Stats.lost),
+      bytesSent: field(Stats.sentBytes),
+      bytesReceived: field(Stats.recvBytes),
+      datagramsReceived: field(Stats.dgramRecv),
+      datagramsSent: field(Stats.dgramSent),
+      datagramsDropped: this.#datagramsDropped,
+      paths: field(Stats.pathsCount),
+    };
+  }
+
+  /** Statistics of each path quiche tracks. */
+  pathStats(): PathStatistics[] {
+    const q = quiche();
+    const out: PathStatistics[] = [];
+    const view = new DataView(scratch.pathStats.buffer);
+    const field = (offset: number) => Number(view.getBigUint64(offset, true));
+    for (let i = 0n; q.quiche_conn_path_stats(this.pointer, i, scratch.pathStats) === 0; i++) {
+      out.push({
+        local: decodeStorage(scratch.pathStats.subarray(PathStats.localAddr)),
+        peer: decodeStorage(scratch.pathStats.subarray(PathStats.peerAddr)),
+        active: scratch.pathStats[PathStats.active] !== 0,
+        rttMs: field(PathStats.rtt) / 1e6,
+        minRttMs: field(PathStats.minRtt) / 1e6,
+        cwnd: field(PathStats.cwnd),
+        pmtu: field(PathStats.pmtu),
+        packetsLost: field(PathStats.lost),
+      });
+    }
+    return out;
+  }
+
+  // --- StreamHost -----------------------------------------------------------
+
+  /** For QuicStream. */
+  streamRecv(id: number, into: Uint8Array): { length: number; fin: boolean } {
+    const n = quiche().quiche_conn_stream_recv(
+      this.pointer,
+      BigInt(id),
+      into,
+      BigInt(into.length),
+      scratch.flag,
+      scratchBytes.code,
+    );
+    if (n === QUICHE_ERR_DONE) return { length: -1, fin: false };
+    if (n < 0) {
+      const detail = n === -16 ? ` (peer reset it with code ${scratch.code[0]})` : "";
+      throw new QuicheError(`reading stream ${id}${detail}`, n);
+    }
+    return { length: n, fin: scratch.flag[0] !== 0 };
+  }
+
+  /** For QuicStream. */
+  streamSend(id: number, data: Uint8Array, fin: boolean): number {
+    const n = quiche().quiche_conn_stream_send(
+      this.pointer,
+      BigInt(id),
+      data,
+      BigInt(data.length),
+      fin,
+      scratchBytes.code,
+    );
+    if (n === QUICHE_ERR_DONE) return 0;
+    if (n < 0) {
+      const detail = n === -15 ? ` (peer stopped it with code ${scratch.code[0]})` : "";
+      throw new QuicheError(`writing stream ${id}${detail}`, n);
+    }
+    return n;
+  }
+
+  /** For QuicStream. */
+  wake(): void {
+    this.#host.wake(this);
+  }
+
+  /** For QuicStream. */
+  streamDone(id: number): void {
+    this.#streams.delete(id);
+  }
+
+  // --- Endpoint side --------------------------------------------------------
+
+  /**
+   * For Endpoint, after packets arrived or a timer fired: reports the handshake,
+   * delivers DATAGRAMs and stream data, path events, and replenishes connection IDs.
+   * `onEstablished` runs before any data is delivered, so handlers can be set in it.
+   */
+  processEvents(onEstablished: (connection: Connection) => void): void {
+    const q = quiche();
+    const conn = this.pointer;
+    if (!this.#isEstablished && q.quiche_conn_is_established(conn)) {
+      this.#isEstablished = true;
+      const certificate = readBytes(q.quiche_conn_peer_cert, conn);
+      this.#peerCertificate = certificate.length > 0 ? certificate : null;
+      this.#alpn = new TextDecoder().decode(readBytes(q.quiche_conn_application_proto, conn));
+      onEstablished(this);
+      this.#resolveEstablished();
+    }
+    if (!this.#isEstablished) return;
+    this.#deliverDatagrams();
+    this.#deliverStreams();
+    this.#deliverPathEvents();
+    this.#refreshConnectionIds();
+  }
+
+  #deliverDatagrams(): void {
+    const q = quiche();
+    const conn = this.pointer;
+    const buffer = scratch.datagram;
+    for (;;) {
+      const n = q.quiche_conn_dgram_recv(conn, buffer, DATAGRAM_BUFFER_N);
+      if (n < 0) break;
+      this.ondatagram?.(buffer.subarray(0, n));
+      if (this.#pointer === null) return;
+    }
+  }
+
+  #deliverStreams(): void {
+    const q = quiche();
+    for (;;) {
+      const next = q.quiche_conn_stream_readable_next(this.pointer);
+      if (next < 0n) break;
+      const id = Number(next);
+      let stream = this.#streams.get(id);
+      if (!stream) {
+        const peerInitiated = (id & 1) === (this.isServer ? 0 : 1);
+        if (!peerInitiated) continue;
+        stream = new QuicStream(id, this);
+        this.#streams.set(id, stream);
+        this.onstream?.(stream);
+      }
+      stream.notifyReadable();
+      if (this.#pointer === null) return;
+    }
+    for (const stream of this.#streams.values()) {
+      if (stream.writeBlocked) stream.notifyWritable();
+    }
+  }
+
+  #deliverPathEvents(): void {
+    const q = quiche();
+    for (;;) {
+      const event = q.quiche_conn_path_event_next(this.pointer);
+      if (event === null) break;
+      try {
+        const decoded = this.#decodePathEvent(event);
+        if (decoded) this.onpath?.(decoded);
+      } finally {
+        q.quiche_path_event_free(event);
+      }
+    }
+  }
+
+  #decodePathEvent(event: Deno.PointerObject): PathEvent | null {
+    const q = quiche();
+    const args = [
+      event,
+      scratch.local,
+      scratchBytes.localLength,
+      scratch.peer,
+      scratchBytes.peerLength,
+    ] as const;
+    const addresses = () => ({
+      local: decodeStorage(scratch.local),
+      peer: decodeStorage(scratch.peer),
+    });
+    switch (q.quiche_path_event_type(event)) {
+      case PathEventType.New:
+        q.quiche_path_event_new(...args);
+        return { type: "new", ...addresses() };
+      case PathEventType.Validated:
+        q.quiche_path_event_validated(...args);
+        return { type: "validated", ...addresses() };
+      case PathEventType.FailedValidation:
+        q.quiche_path_event_failed_validation(...args);
+        return { type: "failed-validation", ...addresses() };
+      case PathEventType.Closed:
+        q.quiche_path_event_closed(...args);
+        return { type: "closed", ...addresses() };
+      case PathEventType.PeerMigrated:
+        q.quiche_path_event_peer_migrated(...args);
+        return { type: "peer-migrated", ...addresses() };
+      case PathEventType.PmtuUpdated:
+        q.quiche_path_event_pmtu_updated(...args, scratchBytes.pmtu);
+        return { type: "pmtu-updated", ...addresses(), pmtu: Number(scratch.pmtu[0]) };
+      default:
+        return null;
+    }
+  }
+
+  /** Gives the peer spare connection IDs (so it can migrate) and forgets retired ones. */
+  #refreshConnectionIds(): void {
+    const q = quiche();
+    const conn = this.pointer;
+    while (q.quiche_conn_scids_left(conn) > 0) {
+      const cid = newConnectionId();
+      const token = resetToken(this.#host.resetSecret, cid);
+      const code = q.quiche_conn_new_scid(
+        conn,
+        cid,
+        BigInt(cid.length),
+        token,
+        false,
+        scratchBytes.u64,
+      );
+      if (code < 0) break;
+      this.#cids.push(cid);
+      this.#host.addConnectionId(this, cid);
+    }
+    const iterator = q.quiche_conn_retired_scid_iter(conn);
+    if (iterator === null) return;
+    try {
+      while (
+        q.quiche_connection_id_iter_next(iterator, scratchBytes.pointer, scratchBytes.length)
+      ) {
+        const retired = copyNative(scratch.pointer[0], Number(scratch.length[0]));
+        const index = this.#cids.findIndex((cid) => cid.every((b, i) => b === retired[i]));
+        if (index >= 0) this.#cids.splice(index, 1);
+        this.#host.removeConnectionId(retired);
+      }
+    } finally {
+      q.quiche_connection_id_iter_free(iterator);
+    }
+  }
+
+  /** For Endpoint: the next timer deadline (ms, `performance.now()` clock), or Infinity. */
+  deadline(): number {
+    const nanos = quiche().quiche_conn_timeout_as_nanos(this.pointer);
+    return nanos === U64_MAX ? Infinity : performance.now() + Number(nanos) / 1e6;
+  }
+
+  /** For Endpoint: true once quiche considers the connection closed. */
+  isClosedNative(): boolean {
+    return quiche().quiche_conn_is_closed(this.pointer);
+  }
+
+  /** For Endpoint: also routes packets sent to `cid` (a client's original DCID). */
+  addRoute(cid: Uint8Array): void {
+    this.#cids.push(cid);
+    this.#host.addConnectionId(this, cid);
+  }
+
+  /** For Endpoint: records why it closed, fails what waits on it, unroutes and frees it. */
+  finish(): CloseReason {
+    if (this.#closeReason) return this.#closeReason;
+    const q = quiche();
+    const conn = this.pointer;
+    const reason = this.#readCloseReason(conn);
+    this.#closeReason = reason;
+    for (const cid of this.#cids) this.#host.removeConnectionId(cid);
+    this.#cids.length = 0;
+    q.quiche_conn_free(conn);
+    this.#pointer = null;
+    const error = new ConnectionClosedError(
+      this.#isEstablished ? "connection closed" : "handshake failed",
+      reason,
+    );
+    for (const stream of this.#streams.values()) stream.fail(error);
+    this.#streams.clear();
+    if (!this.#isEstablished) this.#rejectEstablished(error);
+    this.#resolveClosed(reason);
+    return reason;
+  }
+
+  #readCloseReason(conn: Deno.PointerObject): CloseReason {
+    const q = quiche();
+    const read = (by: "peer" | "local", getter: typeof q.quiche_conn_peer_error) => {
+      scratch.reasonPointer[0] = 0n;
+      scratch.reasonLength[0] = 0n;
+      if (
+        !getter(
+          conn,
+          scratch.isApp,
+          scratchBytes.code,
+          scratchBytes.reasonPointer,
+          scratchBytes.reasonLength,
+        )
+      ) return null;
+      const reason = copyNative(scratch.reasonPointer[0], Number(scratch.reasonLength[0]));
+      return {
+        by,
+        isApplication: scratch.isApp[0] !== 0,
+        code: Number(scratch.code[0]),
+        reason: new TextDecoder().decode(reason),
+      };
+    };
+    return read("peer", q.quiche_conn_peer_error) ??
+      read("local", q.quiche_conn_local_error) ??
+      { by: "idle", isApplication: false, code: 0, reason: "" };
+  }
+}

@@ -1,0 +1,477 @@
+/**
+ * A QUIC endpoint: one UDP socket hosting client and server connections at
+ * once. Incoming packets are routed by destination connection ID; unknown
+ * Initials are answered with version negotiation or a stateless retry, or
+ * accepted; every connection's timer is driven by one earliest-deadline
+ * scheduler; outgoing packets leave in `sendmmsg` batches.
+ */
+import { getLogger } from "@logtape/logtape";
+import { quiche } from "../../ffi/quiche.ts";
+import {
+  MIN_CLIENT_INITIAL_LEN,
+  PacketType,
+  QUICHE_ERR_DONE,
+  RecvInfo,
+  SendInfo,
+} from "../../ffi/quiche_constants.ts";
+import { decodeSockaddr, formatAddress, type SocketAddress } from "../net/address.ts";
+import { BATCH, type ReceivedBatch, SLOT_SIZE, UdpSocket } from "../net/udp_socket.ts";
+import type { QuicConfig } from "./config.ts";
+import { Connection, type ConnectionHost } from "./connection.ts";
+import { cidKey, destinationCidKey, LOCAL_CID_LENGTH, newConnectionId } from "./connection_id.ts";
+import { DeadlineScheduler } from "./deadline_scheduler.ts";
+import { describeClose } from "./errors.ts";
+import { RetryTokens } from "./retry_token.ts";
+
+const SLOT_SIZE_N = BigInt(SLOT_SIZE);
+const log = getLogger(["ztna", "quic"]);
+
+/** Server side of an endpoint. */
+export interface ServerOptions {
+  /** Configuration for accepted connections (certificate, ALPN, client verification). */
+  config: QuicConfig;
+  /** Validate client addresses with a stateless retry before accepting (default true). */
+  retry?: boolean;
+  /** Called for each accepted connection once its handshake completed. */
+  onConnection: (connection: Connection) => void;
+}
+
+/** Options of `Endpoint.bind`. */
+export interface EndpointOptions {
+  /** Address to bind; `::` is dual-stack, port 0 picks a free port. */
+  address: SocketAddress;
+  /** Accept incoming connections. */
+  server?: ServerOptions;
+}
+
+/** Options of `Endpoint.connect`. */
+export interface ConnectOptions {
+  /** The server's address. */
+  peer: SocketAddress;
+  /** Name the server's certificate must carry (also sent as SNI). */
+  serverName: string;
+  /** Client configuration (CA, ALPN, client certificate for mutual TLS). */
+  config: QuicConfig;
+}
+
+/** Endpoint counters. */
+export interface EndpointStats {
+  /** Packets received for no known connection, dropped. */
+  unknownConnectionDropped: number;
+  /** Packets too short or with a malformed header, dropped. */
+  malformedDropped: number;
+  /** Packets quiche refused (decryption failure, protocol violation, ...). */
+  rejectedByQuic: number;
+  versionNegotiationsSent: number;
+  retriesSent: number;
+  invalidTokens: number;
+  connectionsAccepted: number;
+  acceptFailures: number;
+}
+
+/** Per-slot native structs, allocated once. */
+class NativeSlots {
+  /** `quiche_recv_info` per receive slot, pointing at the slot's peer address. */
+  readonly recvInfos: Uint8Array[] = [];
+  /** `quiche_send_info` per send slot. */
+  readonly sendInfos: Uint8Array[] = [];
+
+  constructor(socket: UdpSocket) {
+    const recv = new Uint8Array(BATCH * RecvInfo.size);
+    const view = new DataView(recv.buffer);
+    const local = socket.localSockaddr;
+    const localAddress = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(local)));
+    for (let i = 0; i < BATCH; i++) {
+      const peer = socket.receiveBatch.peers[i];
+      const base = i * RecvInfo.size;
+      const peerAddress = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(peer)));
+      view.setBigUint64(base + RecvInfo.from, peerAddress, true);
+      view.setUint32(base + RecvInfo.fromLen, local.length, true);
+      view.setBigUint64(base + RecvInfo.to, localAddress, true);
+      view.setUint32(base + RecvInfo.toLen, local.length, true);
+      this.recvInfos.push(recv.subarray(base, base + RecvInfo.size));
+    }
+    const send = new Uint8Array(BATCH * SendInfo.size);
+    for (let i = 0; i < BATCH; i++) {
+      this.sendInfos.push(send.subarray(i * SendInfo.size, (i + 1) * SendInfo.size));
+    }
+  }
+}
+
+/** Header fields of a packet for an unknown connection. */
+class HeaderScratch {
+  readonly version = new Uint32Array(1);
+  readonly type = new Uint8Array(1);
+  readonly scid = new Uint8Array(20);
+  readonly scidLength = new BigUint64Array(1);
+  readonly dcid = new Uint8Array(20);
+  readonly dcidLength = new BigUint64Array(1);
+  readonly token = new Uint8Array(256);
+  readonly tokenLength = new BigUint64Array(1);
+  readonly out = new Uint8Array(SLOT_SIZE);
+}
+
+/** A QUIC endpoint on one UDP socket. */
+export class Endpoint implements ConnectionHost {
+  /** Counters. */
+  readonly stats: EndpointStats = {
+    unknownConnectionDropped: 0,
+    malformedDropped: 0,
+    rejectedByQuic: 0,
+    versionNegotiationsSent: 0,
+    retriesSent: 0,
+    invalidTokens: 0,
+    connectionsAccepted: 0,
+    acceptFailures: 0,
+  };
+  /** Secret for stateless reset tokens. */
+  readonly resetSecret = crypto.getRandomValues(new Uint8Array(32));
+
+  readonly #socket: UdpSocket;
+  readonly #slots: NativeSlots;
+  readonly #server: ServerOptions | undefined;
+  readonly #retryTokens = new RetryTokens();
+  readonly #routes = new Map<string, Connection>();
+  readonly #connections = new Set<Connection>();
+  readonly #scheduler = new DeadlineScheduler<Connection>((due) => this.#onTimers(due));
+  /** Connections that need a send pass; flushed in a microtask. */
+  readonly #awake = new Set<Connection>();
+  #flushQueued = false;
+  /** Connections whose send pass stopped on a full socket queue. */
+  readonly #blocked = new Set<Connection>();
+  readonly #header = new HeaderScratch();
+  readonly #receiving: Promise<void>;
+  #closed = false;
+
+  private constructor(socket: UdpSocket, server: ServerOptions | undefined) {
+    this.#socket = socket;
+    this.#server = server;
+    this.#slots = new NativeSlots(socket);
+    socket.whenWritable(() => {
+      const blocked = [...this.#blocked];
+      this.#blocked.clear();
+      for (const connection of blocked) this.wake(connection);
+    });
+    this.#receiving = socket.receive((batch) => this.#onBatch(batch));
+    this.#receiving.catch((error) => log.error("UDP receive loop failed: {error}", { error }));
+  }
+
+  /** Binds an endpoint's socket; with `server`, it also accepts connections. */
+  static bind(options: EndpointOptions): Endpoint {
+    quiche();
+    return new Endpoint(UdpSocket.bind(options.address), options.server);
+  }
+
+  /** The bound local address. */
+  get localAddress(): SocketAddress {
+    return this.#socket.localAddress;
+  }
+
+  /** The local sockaddr given to quiche for every path. */
+  get localSockaddr(): Uint8Array {
+    return this.#socket.localSockaddr;
+  }
+
+  /** The socket's counters. */
+  get socketStats(): UdpSocket["stats"] {
+    return this.#socket.stats;
+  }
+
+  /** Number of live connections. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Encodes an address for this endpoint's socket. */
+  sockaddrFor(address: SocketAddress): Uint8Array {
+    return this.#socket.sockaddrFor(address);
+  }
+
+  /** Starts a client connection; await its `established` for the handshake. */
+  connect(options: ConnectOptions): Connection {
+    if (this.#closed) throw new Error("endpoint is closed");
+    const scid = newConnectionId();
+    const peer = this.sockaddrFor(options.peer);
+    const local = this.localSockaddr;
+    const pointer = quiche().quiche_connect(
+      new TextEncoder().encode(`${options.serverName}\0`),
+      scid,
+      BigInt(scid.length),
+      local,
+      local.length,
+      peer,
+      peer.length,
+      options.config.pointer,
+    );
+    if (pointer === null) {
+      throw new Error(`cannot start a QUIC connection to ${formatAddress(options.peer)}`);
+    }
+    const connection = new Connection(pointer, this, scid, false, options.peer);
+    this.#connections.add(connection);
+    this.wake(connection);
+    return connection;
+  }
+
+  /** For Connection: routes `cid` to `connection`. */
+  addConnectionId(connection: Connection, cid: Uint8Array): void {
+    this.#routes.set(cidKey(cid), connection);
+  }
+
+  /** For Connection: stops routing `cid`. */
+  removeConnectionId(cid: Uint8Array): void {
+    this.#routes.delete(cidKey(cid));
+  }
+
+  /** For Connection: schedules a send pass for `connection` in a microtask. */
+  wake(connection: Connection): void {
+    this.#awake.add(connection);
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => this.#flushAwake());
+  }
+
+  #flushAwake(): void {
+    this.#flushQueued = false;
+    if (this.#closed) return;
+    const awake = [...this.#awake];
+    this.#awake.clear();
+    for (const connection of awake) this.#service(connection, false);
+    this.#socket.flush();
+  }
+
+  #onBatch(batch: ReceivedBatch): void {
+    const q = quiche();
+    const touched: Connection[] = [];
+    for (let i = 0; i < batch.count; i++) {
+      const length = batch.lengths[i];
+      if (length <= 0) continue;
+      const packet = batch.packets[i];
+      const key = destinationCidKey(packet, length);
+      if (key === null) {
+        this.stats.malformedDropped++;
+        continue;
+      }
+      let connection = this.#routes.get(key);
+      if (!connection) {
+        connection = this.#server ? this.#accept(packet, length, batch.peers[i]) : undefined;
+        if (!connection) continue;
+      }
+      const code = q.quiche_conn_recv(
+        connection.pointer,
+        packet,
+        BigInt(length),
+        this.#slots.recvInfos[i],
+      );
+      if (code < 0 && code !== QUICHE_ERR_DONE) this.stats.rejectedByQuic++;
+      if (!touched.includes(connection)) touched.push(connection);
+    }
+    for (const connection of touched) this.#service(connection, true);
+    this.#socket.flush();
+  }
+
+  #onTimers(due: Connection[]): void {
+    const q = quiche();
+    for (const connection of due) {
+      if (connection.isClosed) continue;
+      q.quiche_conn_on_timeout(connection.pointer);
+      this.#service(connection, true);
+    }
+    this.#socket.flush();
+  }
+
+  /** Delivers a connection's events (after input), sends what it has, re-arms its timer or frees it. */
+  #service(connection: Connection, afterInput: boolean): void {
+    if (connection.isClosed) return;
+    if (afterInput) {
+      try {
+        connection.processEvents((c) => this.#onEstablished(c));
+      } catch (error) {
+        log.error("connection event handler failed: {error}", { error });
+      }
+      if (connection.isClosed) return;
+    }
+    this.#produce(connection);
+    if (connection.isClosedNative()) {
+      this.#finish(connection);
+    } else {
+      this.#scheduler.set(connection, connection.deadline());
+    }
+  }
+
+  #onEstablished(connection: Connection): void {
+    log.debug("connection with {peer} established ({alpn})", {
+      peer: formatAddress(connection.initialPeer),
+      alpn: connection.alpn,
+    });
+    if (connection.isServer) {
+      this.stats.connectionsAccepted++;
+      this.#server!.onConnection(connection);
+    }
+  }
+
+  /** Moves every packet quiche has for `connection` into the socket's send queue. */
+  #produce(connection: Connection): void {
+    const q = quiche();
+    const socket = this.#socket;
+    const pointer = connection.pointer;
+    for (;;) {
+      const slot = socket.sendSlot();
+      if (slot < 0) {
+        this.#blocked.add(connection);
+        return;
+      }
+      const info = this.#slots.sendInfos[slot];
+      const written = q.quiche_conn_send(pointer, socket.sendBuffer(slot), SLOT_SIZE_N, info);
+      if (written === QUICHE_ERR_DONE) return;
+      if (written < 0) {
+        log.warn("quiche_conn_send failed ({code}) for {peer}", {
+          code: written,
+          peer: formatAddress(connection.initialPeer),
+        });
+        return;
+      }
+      socket.sendPeer(slot).set(info.subarray(SendInfo.to, SendInfo.to + 28));
+      socket.commitSend(slot, written);
+    }
+  }
+
+  #finish(connection: Connection): void {
+    this.#scheduler.delete(connection);
+    this.#connections.delete(connection);
+    this.#awake.delete(connection);
+    this.#blocked.delete(connection);
+    const reason = connection.finish();
+    log.debug("connection with {peer} closed: {reason}", {
+      peer: formatAddress(connection.initialPeer),
+      reason: describeClose(reason),
+    });
+  }
+
+  /** Handles a packet for no known connection: version negotiation, retry, or accept. */
+  #accept(packet: Uint8Array, length: number, peer: Uint8Array): Connection | undefined {
+    const q = quiche();
+    const h = this.#header;
+    h.scidLength[0] = BigInt(h.scid.length);
+    h.dcidLength[0] = BigInt(h.dcid.length);
+    h.tokenLength[0] = BigInt(h.token.length);
+    const code = q.quiche_header_info(
+      packet,
+      BigInt(length),
+      BigInt(LOCAL_CID_LENGTH),
+      new Uint8Array(h.version.buffer),
+      h.type,
+      h.scid,
+      new Uint8Array(h.scidLength.buffer),
+      h.dcid,
+      new Uint8Array(h.dcidLength.buffer),
+      h.token,
+      new Uint8Array(h.tokenLength.buffer),
+    );
+    if (code < 0) {
+      this.stats.malformedDropped++;
+      return undefined;
+    }
+    const scid = h.scid.subarray(0, Number(h.scidLength[0]));
+    const dcid = h.dcid.subarray(0, Number(h.dcidLength[0]));
+    const token = h.token.subarray(0, Number(h.tokenLength[0]));
+    const version = h.version[0];
+    if (!(packet[0] & 0x80)) {
+      this.stats.unknownConnectionDropped++;
+      return undefined;
+    }
+    if (!q.quiche_version_is_supported(version)) {
+      if (length < MIN_CLIENT_INITIAL_LEN) return undefined;
+      const n = q.quiche_negotiate_version(
+        scid,
+        BigInt(scid.length),
+        dcid,
+        BigInt(dcid.length),
+        h.out,
+        BigInt(h.out.length),
+      );
+      if (n > 0 && this.#socket.sendTo(h.out.subarray(0, n), peer)) {
+        this.stats.versionNegotiationsSent++;
+      }
+      return undefined;
+    }
+    if (h.type[0] !== PacketType.Initial || length < MIN_CLIENT_INITIAL_LEN) {
+      this.stats.unknownConnectionDropped++;
+      return undefined;
+    }
+    const server = this.#server!;
+    let odcid: Uint8Array | null = null;
+    let localCid: Uint8Array;
+    if (server.retry ?? true) {
+      if (token.length === 0) {
+        const newCid = newConnectionId();
+        const minted = this.#retryTokens.mint(peer, dcid);
+        const n = q.quiche_retry(
+          scid,
+          BigInt(scid.length),
+          dcid,
+          BigInt(dcid.length),
+          newCid,
+          BigInt(newCid.length),
+          minted,
+          BigInt(minted.length),
+          version,
+          h.out,
+          BigInt(h.out.length),
+        );
+        if (n > 0 && this.#socket.sendTo(h.out.subarray(0, n), peer)) this.stats.retriesSent++;
+        return undefined;
+      }
+      odcid = this.#retryTokens.validate(token, peer);
+      if (odcid === null || dcid.length !== LOCAL_CID_LENGTH) {
+        this.stats.invalidTokens++;
+        return undefined;
+      }
+      localCid = dcid.slice();
+    } else {
+      localCid = newConnectionId();
+    }
+    const local = this.localSockaddr;
+    const pointer = q.quiche_accept(
+      localCid,
+      BigInt(localCid.length),
+      odcid,
+      BigInt(odcid?.length ?? 0),
+      local,
+      local.length,
+      peer,
+      local.length,
+      server.config.pointer,
+    );
+    if (pointer === null) {
+      this.stats.acceptFailures++;
+      return undefined;
+    }
+    const connection = new Connection(pointer, this, localCid, true, decodeSockaddr(peer));
+    // Without retry the client keeps sending Initials to the DCID it chose until it
+    // hears from us; route those to the same connection.
+    if (odcid === null) connection.addRoute(dcid.slice());
+    this.#connections.add(connection);
+    return connection;
+  }
+
+  /**
+   * Closes every connection (sending CONNECTION_CLOSE), frees them, and closes
+   * the socket. Connections' `closed` promises resolve.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    const q = quiche();
+    for (const connection of this.#connections) {
+      if (connection.isClosed) continue;
+      const reason = new TextEncoder().encode("endpoint closing");
+      q.quiche_conn_close(connection.pointer, true, 0n, reason, BigInt(reason.length));
+      this.#produce(connection);
+    }
+    this.#socket.flush();
+    this.#closed = true;
+    this.#scheduler.clear();
+    for (const connection of [...this.#connections]) this.#finish(connection);
+    await this.#socket.close();
+    await this.#receiving.catch(() => {});
+  }
+}
