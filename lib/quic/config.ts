@@ -16,7 +16,11 @@ export interface QuicConfigOptions {
   privateKeyFile?: string;
   /** PEM file of CA certificates trusted to sign the peer's certificate. */
   caFile?: string;
-  /** Verify the peer's certificate (clients: default true; servers: true asks for a client certificate). */
+  /**
+   * Verify the peer's certificate against `caFile` (default true). On a server,
+   * true requires a client certificate (mutual TLS). quiche itself defaults to
+   * no verification, so this is always set explicitly.
+   */
   verifyPeer?: boolean;
   /** Idle timeout; 0 disables it. Default 30 s. */
   idleTimeoutMs?: number;
@@ -104,7 +108,7 @@ export class QuicConfig {
         throw new Error(`cannot load CA certificates from ${o.caFile}`);
       }
     }
-    if (o.verifyPeer !== undefined) q.quiche_config_verify_peer(p, o.verifyPeer);
+    q.quiche_config_verify_peer(p, o.verifyPeer ?? true);
     const alpn = encodeAlpn(o.alpn);
     check("setting ALPN", q.quiche_config_set_application_protos(p, alpn, BigInt(alpn.length)));
     q.quiche_config_set_max_idle_timeout(p, BigInt(o.idleTimeoutMs ?? 30_000));

@@ -130,7 +130,11 @@ export class Connection implements StreamHost {
   readonly isServer: boolean;
   /** The peer's address when the connection was created. */
   readonly initialPeer: SocketAddress;
-  /** Resolves when the handshake completes; rejects if the connection closes first. */
+  /**
+   * Resolves when the handshake completes on this side; rejects if the connection
+   * closes first. A client completes one flight before the server, so a server
+   * that refuses the client's certificate is seen as a close after this.
+   */
   readonly established: Promise<void>;
   /** Resolves with the reason once the connection is closed and freed. */
   readonly closed: Promise<CloseReason>;
@@ -154,6 +158,7 @@ export class Connection implements StreamHost {
   #rejectEstablished!: (error: Error) => void;
   #resolveClosed!: (reason: CloseReason) => void;
   #closeReason: CloseReason | null = null;
+  #finalStats: ConnectionStats | null = null;
 
   /** For Endpoint: wraps a native connection routed by `cid`. */
   constructor(
@@ -270,15 +275,31 @@ export class Connection implements StreamHost {
 
   /** Closes the connection with an application error code and reason. */
   close(code = 0, reason = ""): void {
+    this.#close(true, code, reason);
+  }
+
+  /** For Endpoint: closes with a transport error code (e.g. a TLS alert, 0x100 + alert). */
+  closeWithTransportError(code: number, reason: string): void {
+    this.#close(false, code, reason);
+  }
+
+  #close(isApplication: boolean, code: number, reason: string): void {
     if (this.#pointer === null) return;
     const bytes = new TextEncoder().encode(reason);
-    quiche().quiche_conn_close(this.#pointer, true, BigInt(code), bytes, BigInt(bytes.length));
+    quiche().quiche_conn_close(
+      this.#pointer,
+      isApplication,
+      BigInt(code),
+      bytes,
+      BigInt(bytes.length),
+    );
     this.#host.wake(this);
   }
 
-  /** Counters from quiche. */
+  /** Counters from quiche; after close, the counters as they were when it closed. */
   stats(): ConnectionStats {
-    quiche().quiche_conn_stats(this.pointer, scratch.stats);
+    if (this.#pointer === null) return this.#finalStats!;
+    quiche().quiche_conn_stats(this.#pointer, scratch.stats);
     const view = new DataView(scratch.stats.buffer);
     const field = (offset: number) => Number(view.getBigUint64(offset, true));
     return {
@@ -381,7 +402,15 @@ export class Connection implements StreamHost {
       onEstablished(this);
       this.#resolveEstablished();
     }
-    if (!this.#isEstablished) return;
+    if (!this.#isEstablished) {
+      // A refused handshake: report it now rather than after the draining period.
+      if (q.quiche_conn_is_draining(conn)) {
+        this.#rejectEstablished(
+          new ConnectionClosedError("handshake failed", this.#readCloseReason(conn)),
+        );
+      }
+      return;
+    }
     this.#deliverDatagrams();
     this.#deliverStreams();
     this.#deliverPathEvents();
@@ -532,6 +561,7 @@ export class Connection implements StreamHost {
     const conn = this.pointer;
     const reason = this.#readCloseReason(conn);
     this.#closeReason = reason;
+    this.#finalStats = this.stats();
     for (const cid of this.#cids) this.#host.removeConnectionId(cid);
     this.#cids.length = 0;
     q.quiche_conn_free(conn);

@@ -24,6 +24,8 @@ import { describeClose } from "./errors.ts";
 import { RetryTokens } from "./retry_token.ts";
 
 const SLOT_SIZE_N = BigInt(SLOT_SIZE);
+/** CRYPTO_ERROR carrying TLS alert 116, certificate_required (RFC 8446 §6.2, RFC 9001 §4.8). */
+const TLS_ALERT_CERTIFICATE_REQUIRED = 0x100 + 116;
 const log = getLogger(["ztna", "quic"]);
 
 /** Server side of an endpoint. */
@@ -67,6 +69,8 @@ export interface EndpointStats {
   invalidTokens: number;
   connectionsAccepted: number;
   acceptFailures: number;
+  /** Handshakes refused because the client sent no certificate. */
+  clientCertificateMissing: number;
 }
 
 /** Per-slot native structs, allocated once. */
@@ -123,6 +127,7 @@ export class Endpoint implements ConnectionHost {
     invalidTokens: 0,
     connectionsAccepted: 0,
     acceptFailures: 0,
+    clientCertificateMissing: 0,
   };
   /** Secret for stateless reset tokens. */
   readonly resetSecret = crypto.getRandomValues(new Uint8Array(32));
@@ -303,10 +308,19 @@ export class Endpoint implements ConnectionHost {
       peer: formatAddress(connection.initialPeer),
       alpn: connection.alpn,
     });
-    if (connection.isServer) {
-      this.stats.connectionsAccepted++;
-      this.#server!.onConnection(connection);
+    if (!connection.isServer) return;
+    const server = this.#server!;
+    if ((server.config.options.verifyPeer ?? true) && connection.peerCertificate === null) {
+      // BoringSSL asks for a client certificate but lets a client without one through.
+      this.stats.clientCertificateMissing++;
+      connection.closeWithTransportError(
+        TLS_ALERT_CERTIFICATE_REQUIRED,
+        "client certificate required",
+      );
+      return;
     }
+    this.stats.connectionsAccepted++;
+    server.onConnection(connection);
   }
 
   /** Moves every packet quiche has for `connection` into the socket's send queue. */
