@@ -63,6 +63,9 @@ export const LINUX = {
   SO_SNDBUFFORCE: 32,
   SO_RCVBUFFORCE: 33,
   IPPROTO_IPV6: 41,
+  SOL_UDP: 17,
+  UDP_SEGMENT: 103,
+  UDP_GRO: 104,
   IPV6_V6ONLY: 26,
   MSG_DONTWAIT: 0x40,
   MSG_TRUNC: 0x20,
@@ -71,6 +74,8 @@ export const LINUX = {
   EFD_NONBLOCK: 0o4000,
   EFD_CLOEXEC: 0o2000000,
   EAGAIN: 11,
+  EIO: 5,
+  EINVAL: 22,
   EINTR: 4,
 } as const;
 
@@ -86,6 +91,9 @@ export const MMsgHdr = {
   flags: 48,
   len: 56,
 } as const;
+
+/** `struct cmsghdr` (LP64) carrying one 2- or 4-byte value: CMSG_SPACE is 24 bytes. */
+export const CMsg = { space: 24, len: 0, level: 8, type: 12, data: 16 } as const;
 
 /** `struct iovec` (LP64). */
 export const IoVec = { size: 16, base: 0, len: 8 } as const;

@@ -1,25 +1,43 @@
 /**
- * A UDP socket driven through FFI with batched syscalls: one `recvmmsg` reads up
- * to a batch of datagrams and one `sendmmsg` writes a batch, into buffers that
- * are allocated once and reused. Readiness waits run `poll` on a worker thread,
- * so the event loop is never blocked; an eventfd wakes that wait on close.
+ * A UDP socket driven through FFI with batched syscalls and segmentation
+ * offloads, as wireguard-go and quic-go use them:
+ * - send: datagrams are packed back to back in one arena; consecutive ones to
+ *   the same peer with the same size form a run that leaves as one message with
+ *   `UDP_SEGMENT` (GSO), and all runs leave in one `sendmmsg`;
+ * - receive: one `recvmmsg` fills up to a batch of buffers, each of which may
+ *   hold several datagrams coalesced by the kernel (`UDP_GRO`), split here by
+ *   their segment size.
+ * Memory is allocated once and reused. Readiness waits run `poll` on a worker
+ * thread, so the event loop is never blocked; an eventfd wakes them on close.
  */
-import { IoVec, libc, LINUX, MMsgHdr, syscallError } from "../../ffi/libc.ts";
+import { CMsg, IoVec, libc, LINUX, MMsgHdr, syscallError } from "../../ffi/libc.ts";
 import {
   decodeSockaddr,
   encodeSockaddr,
   type Family,
   familyOf,
+  sameSockaddr,
   SOCKADDR_IN6_SIZE,
   SOCKADDR_IN_SIZE,
   type SocketAddress,
 } from "./address.ts";
 
-/** Largest datagram a batch slot holds; longer ones are truncated and dropped. */
-export const SLOT_SIZE = 2048;
-/** Datagrams per batch. */
-export const BATCH = 64;
-/** Space for a peer address in a receive slot (a `sockaddr_storage`). */
+/** Room reserved for one outgoing datagram; larger ones are not produced. */
+export const MAX_DATAGRAM = 2048;
+/** Receive buffers per `recvmmsg`. */
+const RECEIVE_BUFFERS = 32;
+/** Size of one receive buffer: a whole GRO super-datagram fits. */
+const RECEIVE_BUFFER_SIZE = 65_536;
+/** Datagrams one receive batch can describe (a GRO buffer holds at most 64). */
+const MAX_RECEIVED = RECEIVE_BUFFERS * 64;
+/** Bytes of outgoing datagrams queued before a `sendmmsg`. */
+const SEND_ARENA = 512 * 1024;
+/** Messages (runs) per `sendmmsg`. */
+const SEND_MESSAGES = 64;
+/** Most datagrams in one GSO message (the kernel's UDP_MAX_SEGMENTS) and its byte bound. */
+const GSO_MAX_SEGMENTS = 64;
+const GSO_MAX_BYTES = 65_000;
+/** Space for a peer address (a `sockaddr_storage`). */
 const NAME_SIZE = 128;
 /** Socket buffer size asked for, so bursts survive a busy event loop. */
 const SOCKET_BUFFER_BYTES = 8 << 20;
@@ -28,15 +46,21 @@ function addressOf(buffer: Uint8Array): bigint {
   return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
 }
 
+function sockaddrLength(sockaddr: Uint8Array): number {
+  return sockaddr[0] === LINUX.AF_INET ? SOCKADDR_IN_SIZE : SOCKADDR_IN6_SIZE;
+}
+
 /**
- * Datagrams received by one `recvmmsg`: slot `i` holds `lengths[i]` bytes of
- * `packets[i]`, sent from the sockaddr `peers[i]`. Views stay valid only until
- * the batch handler returns; the next batch reuses the same memory.
+ * Datagrams received by one `recvmmsg`. Datagram `i` is bytes
+ * [`offsets[i]`, `offsets[i] + lengths[i]`) of `buffers[buffer[i]]`, sent from
+ * the sockaddr `peers[buffer[i]]`. Valid only until the handler returns.
  */
 export interface ReceivedBatch {
   count: number;
-  packets: Uint8Array[];
+  buffer: Int32Array;
+  offsets: Int32Array;
   lengths: Int32Array;
+  buffers: Uint8Array[];
   peers: Uint8Array[];
 }
 
@@ -44,68 +68,200 @@ export interface ReceivedBatch {
 export interface UdpSocketStats {
   packetsReceived: number;
   packetsSent: number;
-  receiveBatches: number;
-  sendBatches: number;
+  receiveCalls: number;
+  sendCalls: number;
   truncatedDropped: number;
   sendErrors: number;
+  /** False once the kernel refused a segmentation offload and it was turned off. */
+  gso: boolean;
+  gro: boolean;
 }
 
-/**
- * Outgoing datagrams waiting for `sendmmsg`. A producer asks for a free slot,
- * writes the payload into `packets[i]` and the destination sockaddr into
- * `peers[i]`, then commits it with its length.
- */
+/** Outgoing datagrams packed in an arena, grouped into runs (one message each). */
 class SendQueue {
-  readonly packets: Uint8Array[] = [];
-  readonly peers: Uint8Array[] = [];
-  readonly headers: Uint8Array;
-  readonly headerView: DataView;
-  private readonly iovecView: DataView;
-  /** Slots in [head, tail) are committed and not yet sent. */
-  head = 0;
+  readonly arena = new Uint8Array(SEND_ARENA);
+  readonly headers = new Uint8Array(SEND_MESSAGES * MMsgHdr.size);
+  readonly #headerView = new DataView(this.headers.buffer);
+  readonly #iovecs = new Uint8Array(SEND_MESSAGES * IoVec.size);
+  readonly #iovecView = new DataView(this.#iovecs.buffer);
+  readonly #names = new Uint8Array(SEND_MESSAGES * NAME_SIZE);
+  readonly #controls = new Uint8Array(SEND_MESSAGES * CMsg.space);
+  readonly #controlView = new DataView(this.#controls.buffer);
+  readonly #arenaBase = addressOf(this.arena);
+  readonly #controlBase = addressOf(this.#controls);
+  readonly #runStart = new Int32Array(SEND_MESSAGES);
+  readonly #runBytes = new Int32Array(SEND_MESSAGES);
+  readonly #runSegment = new Int32Array(SEND_MESSAGES);
+  readonly #runCount = new Int32Array(SEND_MESSAGES);
+  /** Arena bytes used. */
   tail = 0;
+  /** Runs in [head, runs) are queued; runs before head are sent. */
+  head = 0;
+  runs = 0;
+  /** Datagrams queued and not yet sent. */
+  datagrams = 0;
 
   constructor() {
-    const data = new Uint8Array(BATCH * SLOT_SIZE);
-    const names = new Uint8Array(BATCH * NAME_SIZE);
-    const iovecs = new Uint8Array(BATCH * IoVec.size);
-    this.headers = new Uint8Array(BATCH * MMsgHdr.size);
-    this.headerView = new DataView(this.headers.buffer);
-    this.iovecView = new DataView(iovecs.buffer);
-    const dataBase = addressOf(data), namesBase = addressOf(names), iovBase = addressOf(iovecs);
-    for (let i = 0; i < BATCH; i++) {
-      this.packets.push(data.subarray(i * SLOT_SIZE, (i + 1) * SLOT_SIZE));
-      this.peers.push(names.subarray(i * NAME_SIZE, (i + 1) * NAME_SIZE));
-      this.iovecView.setBigUint64(
-        i * IoVec.size + IoVec.base,
-        dataBase + BigInt(i * SLOT_SIZE),
+    const namesBase = addressOf(this.#names), iovBase = addressOf(this.#iovecs);
+    for (let i = 0; i < SEND_MESSAGES; i++) {
+      const h = i * MMsgHdr.size;
+      this.#headerView.setBigUint64(h + MMsgHdr.name, namesBase + BigInt(i * NAME_SIZE), true);
+      this.#headerView.setBigUint64(h + MMsgHdr.iov, iovBase + BigInt(i * IoVec.size), true);
+      this.#headerView.setBigUint64(h + MMsgHdr.iovLen, 1n, true);
+      const c = i * CMsg.space;
+      this.#controlView.setBigUint64(c + CMsg.len, 18n, true); // CMSG_LEN(sizeof(uint16_t))
+      this.#controlView.setInt32(c + CMsg.level, LINUX.SOL_UDP, true);
+      this.#controlView.setInt32(c + CMsg.type, LINUX.UDP_SEGMENT, true);
+    }
+  }
+
+  /** Room for one more datagram at the arena's tail, or null when full. */
+  reserve(): Uint8Array | null {
+    if (this.tail + MAX_DATAGRAM > SEND_ARENA || this.runs === SEND_MESSAGES) return null;
+    return this.arena.subarray(this.tail, this.tail + MAX_DATAGRAM);
+  }
+
+  /** Queues the `length` bytes written at the tail for `peer`, joining the last run if it can. */
+  commit(length: number, peer: Uint8Array, gso: boolean): void {
+    const last = this.runs - 1;
+    const names = this.#names;
+    if (
+      gso && last >= this.head &&
+      this.#runCount[last] < GSO_MAX_SEGMENTS &&
+      length <= this.#runSegment[last] &&
+      // A shorter datagram may only end a run.
+      this.#runBytes[last] === this.#runCount[last] * this.#runSegment[last] &&
+      this.#runBytes[last] + length <= GSO_MAX_BYTES &&
+      sameSockaddr(names.subarray(last * NAME_SIZE), peer)
+    ) {
+      this.#runBytes[last] += length;
+      this.#runCount[last]++;
+    } else {
+      const run = this.runs++;
+      names.set(peer.subarray(0, sockaddrLength(peer)), run * NAME_SIZE);
+      this.#runStart[run] = this.tail;
+      this.#runBytes[run] = length;
+      this.#runSegment[run] = length;
+      this.#runCount[run] = 1;
+    }
+    this.tail += length;
+    this.datagrams++;
+  }
+
+  /** Fills the message headers of the queued runs; returns how many there are. */
+  prepare(): number {
+    const headers = this.#headerView;
+    for (let run = this.head; run < this.runs; run++) {
+      const h = run * MMsgHdr.size;
+      const iov = run * IoVec.size;
+      this.#iovecView.setBigUint64(
+        iov + IoVec.base,
+        this.#arenaBase + BigInt(this.#runStart[run]),
         true,
       );
+      this.#iovecView.setBigUint64(iov + IoVec.len, BigInt(this.#runBytes[run]), true);
+      headers.setUint32(
+        h + MMsgHdr.nameLen,
+        sockaddrLength(this.#names.subarray(run * NAME_SIZE)),
+        true,
+      );
+      if (this.#runCount[run] > 1) {
+        this.#controlView.setUint16(run * CMsg.space + CMsg.data, this.#runSegment[run], true);
+        headers.setBigUint64(
+          h + MMsgHdr.control,
+          this.#controlBase + BigInt(run * CMsg.space),
+          true,
+        );
+        headers.setBigUint64(h + MMsgHdr.controlLen, BigInt(CMsg.space), true);
+      } else {
+        headers.setBigUint64(h + MMsgHdr.control, 0n, true);
+        headers.setBigUint64(h + MMsgHdr.controlLen, 0n, true);
+      }
+    }
+    return this.runs - this.head;
+  }
+
+  /** Datagrams in run `run`. */
+  runDatagrams(run: number): number {
+    return this.#runCount[run];
+  }
+
+  /** Marks `count` runs from `head` as sent (or dropped); returns their datagram count. */
+  advance(count: number): number {
+    let datagrams = 0;
+    for (let i = 0; i < count; i++) datagrams += this.#runCount[this.head + i];
+    this.head += count;
+    this.datagrams -= datagrams;
+    if (this.head === this.runs) this.head = this.runs = this.tail = 0;
+    return datagrams;
+  }
+}
+
+/** Receive buffers and their per-message headers, set up once. */
+class ReceiveBuffers {
+  readonly headers = new Uint8Array(RECEIVE_BUFFERS * MMsgHdr.size);
+  readonly headerView = new DataView(this.headers.buffer);
+  readonly batch: ReceivedBatch;
+  readonly #iovecs = new Uint8Array(RECEIVE_BUFFERS * IoVec.size);
+  readonly #controls = new Uint8Array(RECEIVE_BUFFERS * CMsg.space);
+  readonly controlView = new DataView(this.#controls.buffer);
+
+  constructor() {
+    const data = new Uint8Array(RECEIVE_BUFFERS * RECEIVE_BUFFER_SIZE);
+    const names = new Uint8Array(RECEIVE_BUFFERS * NAME_SIZE);
+    this.batch = {
+      count: 0,
+      buffer: new Int32Array(MAX_RECEIVED),
+      offsets: new Int32Array(MAX_RECEIVED),
+      lengths: new Int32Array(MAX_RECEIVED),
+      buffers: [],
+      peers: [],
+    };
+    const iovecs = new DataView(this.#iovecs.buffer);
+    const dataBase = addressOf(data), namesBase = addressOf(names);
+    const iovBase = addressOf(this.#iovecs), controlBase = addressOf(this.#controls);
+    for (let i = 0; i < RECEIVE_BUFFERS; i++) {
+      this.batch.buffers.push(
+        data.subarray(i * RECEIVE_BUFFER_SIZE, (i + 1) * RECEIVE_BUFFER_SIZE),
+      );
+      this.batch.peers.push(names.subarray(i * NAME_SIZE, (i + 1) * NAME_SIZE));
+      iovecs.setBigUint64(
+        i * IoVec.size + IoVec.base,
+        dataBase + BigInt(i * RECEIVE_BUFFER_SIZE),
+        true,
+      );
+      iovecs.setBigUint64(i * IoVec.size + IoVec.len, BigInt(RECEIVE_BUFFER_SIZE), true);
       const h = i * MMsgHdr.size;
       this.headerView.setBigUint64(h + MMsgHdr.name, namesBase + BigInt(i * NAME_SIZE), true);
       this.headerView.setBigUint64(h + MMsgHdr.iov, iovBase + BigInt(i * IoVec.size), true);
       this.headerView.setBigUint64(h + MMsgHdr.iovLen, 1n, true);
+      this.headerView.setBigUint64(h + MMsgHdr.control, controlBase + BigInt(i * CMsg.space), true);
     }
   }
 
-  /** Index of the next free slot, or -1 when every slot holds an unsent datagram. */
-  freeSlot(): number {
-    if (this.tail === BATCH) {
-      if (this.head !== BATCH) return -1;
-      this.head = this.tail = 0;
+  /** Resets the in/out fields the kernel overwrites. */
+  rearm(): void {
+    for (let i = 0; i < RECEIVE_BUFFERS; i++) {
+      const h = i * MMsgHdr.size;
+      this.headerView.setUint32(h + MMsgHdr.nameLen, NAME_SIZE, true);
+      this.headerView.setBigUint64(h + MMsgHdr.controlLen, BigInt(CMsg.space), true);
     }
-    return this.tail;
   }
 
-  /** Marks the slot from `freeSlot()` as holding `length` bytes for a peer address of `nameLength`. */
-  commit(slot: number, length: number, nameLength: number): void {
-    this.iovecView.setBigUint64(slot * IoVec.size + IoVec.len, BigInt(length), true);
-    this.headerView.setUint32(slot * MMsgHdr.size + MMsgHdr.nameLen, nameLength, true);
-    this.tail = slot + 1;
+  /** The GRO segment size the kernel reported for buffer `i`, or 0 if it coalesced nothing. */
+  segmentSize(i: number): number {
+    const controlLength = this.headerView.getBigUint64(i * MMsgHdr.size + MMsgHdr.controlLen, true);
+    if (controlLength < 20n) return 0;
+    const c = i * CMsg.space;
+    if (
+      this.controlView.getInt32(c + CMsg.level, true) !== LINUX.SOL_UDP ||
+      this.controlView.getInt32(c + CMsg.type, true) !== LINUX.UDP_GRO
+    ) return 0;
+    return this.controlView.getInt32(c + CMsg.data, true);
   }
 }
 
-/** A bound UDP socket with batched receive and send. */
+/** A bound UDP socket with batched, offloaded receive and send. */
 export class UdpSocket {
   /** The address the socket is bound to (port resolved when 0 was asked). */
   readonly localAddress: SocketAddress;
@@ -117,65 +273,43 @@ export class UdpSocket {
   readonly stats: UdpSocketStats = {
     packetsReceived: 0,
     packetsSent: 0,
-    receiveBatches: 0,
-    sendBatches: 0,
+    receiveCalls: 0,
+    sendCalls: 0,
     truncatedDropped: 0,
     sendErrors: 0,
+    gso: true,
+    gro: false,
   };
 
-  private readonly fd: number;
-  private readonly wakeFd: number;
-  /** The receive slots; the same object is handed to every batch handler. */
-  readonly receiveBatch: ReceivedBatch;
-  private readonly receiveHeaders: Uint8Array;
-  private readonly receiveHeaderView: DataView;
-  private readonly sendQueue = new SendQueue();
-  private readonly readPollFds = new Uint8Array(16);
-  private readonly writePollFds = new Uint8Array(16);
-  /** Receive iovecs; the headers hold raw pointers into this memory, so the socket keeps it. */
-  private readonly receiveIovecs: DataView;
-  private closing = false;
-  private readLoop: Promise<void> | undefined;
-  private writeWait: Promise<void> | undefined;
-  private onWritable: (() => void) | undefined;
+  readonly #fd: number;
+  readonly #wakeFd: number;
+  readonly #receive = new ReceiveBuffers();
+  readonly #send = new SendQueue();
+  readonly #readPollFds = new Uint8Array(16);
+  readonly #writePollFds = new Uint8Array(16);
+  #closing = false;
+  #readLoop: Promise<void> | undefined;
+  #writeWait: Promise<void> | undefined;
+  #onWritable: (() => void) | undefined;
 
   private constructor(fd: number, wakeFd: number, family: Family, localSockaddr: Uint8Array) {
-    this.fd = fd;
-    this.wakeFd = wakeFd;
+    this.#fd = fd;
+    this.#wakeFd = wakeFd;
     this.family = family;
     this.localSockaddr = localSockaddr;
     this.localAddress = decodeSockaddr(localSockaddr);
-    const data = new Uint8Array(BATCH * SLOT_SIZE);
-    const names = new Uint8Array(BATCH * NAME_SIZE);
-    const iovecs = new DataView(new ArrayBuffer(BATCH * IoVec.size));
-    this.receiveHeaders = new Uint8Array(BATCH * MMsgHdr.size);
-    this.receiveHeaderView = new DataView(this.receiveHeaders.buffer);
-    this.receiveBatch = { count: 0, packets: [], lengths: new Int32Array(BATCH), peers: [] };
-    const dataBase = addressOf(data), namesBase = addressOf(names);
-    const iovBase = addressOf(new Uint8Array(iovecs.buffer));
-    for (let i = 0; i < BATCH; i++) {
-      this.receiveBatch.packets.push(data.subarray(i * SLOT_SIZE, (i + 1) * SLOT_SIZE));
-      this.receiveBatch.peers.push(names.subarray(i * NAME_SIZE, (i + 1) * NAME_SIZE));
-      iovecs.setBigUint64(i * IoVec.size + IoVec.base, dataBase + BigInt(i * SLOT_SIZE), true);
-      iovecs.setBigUint64(i * IoVec.size + IoVec.len, BigInt(SLOT_SIZE), true);
-      const h = i * MMsgHdr.size;
-      this.receiveHeaderView.setBigUint64(
-        h + MMsgHdr.name,
-        namesBase + BigInt(i * NAME_SIZE),
-        true,
-      );
-      this.receiveHeaderView.setBigUint64(h + MMsgHdr.iov, iovBase + BigInt(i * IoVec.size), true);
-      this.receiveHeaderView.setBigUint64(h + MMsgHdr.iovLen, 1n, true);
-    }
-    this.receiveIovecs = iovecs;
-    for (const [buffer, fdValue] of [[this.readPollFds, fd], [this.writePollFds, fd]] as const) {
+    for (
+      const [buffer, events] of [[this.#readPollFds, LINUX.POLLIN], [
+        this.#writePollFds,
+        LINUX.POLLOUT,
+      ]] as const
+    ) {
       const view = new DataView(buffer.buffer);
-      view.setInt32(0, fdValue, true);
+      view.setInt32(0, fd, true);
+      view.setInt16(4, events, true);
       view.setInt32(8, wakeFd, true);
       view.setInt16(12, LINUX.POLLIN, true);
     }
-    new DataView(this.readPollFds.buffer).setInt16(4, LINUX.POLLIN, true);
-    new DataView(this.writePollFds.buffer).setInt16(4, LINUX.POLLOUT, true);
   }
 
   /**
@@ -197,22 +331,25 @@ export class UdpSocket {
     }
     try {
       const int = new Uint8Array(4);
+      const intView = new DataView(int.buffer);
       if (family === 6) {
         // Dual-stack: an IPv6 socket on `::` also accepts IPv4 peers as v4-mapped.
         c.setsockopt(fd, LINUX.IPPROTO_IPV6, LINUX.IPV6_V6ONLY, int, 4);
       }
-      new DataView(int.buffer).setInt32(0, SOCKET_BUFFER_BYTES, true);
+      intView.setInt32(0, SOCKET_BUFFER_BYTES, true);
       for (
-        const [force, plain] of [[LINUX.SO_RCVBUFFORCE, LINUX.SO_RCVBUF], [
-          LINUX.SO_SNDBUFFORCE,
-          LINUX.SO_SNDBUF,
-        ]]
+        const [force, plain] of [
+          [LINUX.SO_RCVBUFFORCE, LINUX.SO_RCVBUF],
+          [LINUX.SO_SNDBUFFORCE, LINUX.SO_SNDBUF],
+        ]
       ) {
         // The forced variant needs CAP_NET_ADMIN; the plain one is capped by net.core.*mem_max.
         if (c.setsockopt(fd, LINUX.SOL_SOCKET, force, int, 4) !== 0) {
           c.setsockopt(fd, LINUX.SOL_SOCKET, plain, int, 4);
         }
       }
+      intView.setInt32(0, 1, true);
+      const gro = c.setsockopt(fd, LINUX.SOL_UDP, LINUX.UDP_GRO, int, 4) === 0;
       const sockaddr = encodeSockaddr(address, family);
       if (c.bind(fd, sockaddr, sockaddr.length) !== 0) {
         throw syscallError(`bind(${address.hostname}:${address.port})`);
@@ -223,7 +360,9 @@ export class UdpSocket {
         throw syscallError("getsockname");
       }
       const length = family === 4 ? SOCKADDR_IN_SIZE : SOCKADDR_IN6_SIZE;
-      return new UdpSocket(fd, wakeFd, family, bound.slice(0, length));
+      const socket = new UdpSocket(fd, wakeFd, family, bound.slice(0, length));
+      socket.stats.gro = gro;
+      return socket;
     } catch (error) {
       c.close(fd);
       c.close(wakeFd);
@@ -236,94 +375,100 @@ export class UdpSocket {
     return encodeSockaddr(address, this.family);
   }
 
+  /** The receive buffers; the same object is handed to every batch handler. */
+  get receiveBatch(): ReceivedBatch {
+    return this.#receive.batch;
+  }
+
   /**
    * Starts the receive loop: `onBatch` is called synchronously for every batch of
    * datagrams until the socket closes. Call once. The promise settles when the
    * loop ends: on close, or with the error of a failed `recvmmsg`.
    */
   receive(onBatch: (batch: ReceivedBatch) => void): Promise<void> {
-    if (this.readLoop) throw new Error("UdpSocket.receive() called twice");
-    this.readLoop = this.runReadLoop(onBatch);
-    return this.readLoop;
+    if (this.#readLoop) throw new Error("UdpSocket.receive() called twice");
+    this.#readLoop = this.#runReadLoop(onBatch);
+    return this.#readLoop;
   }
 
-  private async runReadLoop(onBatch: (batch: ReceivedBatch) => void): Promise<void> {
+  async #runReadLoop(onBatch: (batch: ReceivedBatch) => void): Promise<void> {
     const c = libc();
-    const batch = this.receiveBatch;
-    const headers = this.receiveHeaderView;
-    while (!this.closing) {
-      for (let i = 0; i < BATCH; i++) {
-        headers.setUint32(i * MMsgHdr.size + MMsgHdr.nameLen, NAME_SIZE, true);
-      }
-      const count = c.recvmmsg(this.fd, this.receiveHeaders, BATCH, LINUX.MSG_DONTWAIT, null);
+    const receive = this.#receive;
+    const batch = receive.batch;
+    const headers = receive.headerView;
+    while (!this.#closing) {
+      receive.rearm();
+      const count = c.recvmmsg(
+        this.#fd,
+        receive.headers,
+        RECEIVE_BUFFERS,
+        LINUX.MSG_DONTWAIT,
+        null,
+      );
       if (count > 0) {
-        let kept = 0;
+        let n = 0;
         for (let i = 0; i < count; i++) {
           const h = i * MMsgHdr.size;
           const length = headers.getUint32(h + MMsgHdr.len, true);
           if (headers.getInt32(h + MMsgHdr.flags, true) & LINUX.MSG_TRUNC) {
             this.stats.truncatedDropped++;
-            batch.lengths[i] = -1;
             continue;
           }
-          batch.lengths[i] = length;
-          kept++;
+          const segment = receive.segmentSize(i) || length;
+          for (let offset = 0; offset < length; offset += segment) {
+            batch.buffer[n] = i;
+            batch.offsets[n] = offset;
+            batch.lengths[n] = Math.min(segment, length - offset);
+            n++;
+          }
         }
-        batch.count = count;
-        this.stats.packetsReceived += kept;
-        this.stats.receiveBatches++;
+        batch.count = n;
+        this.stats.packetsReceived += n;
+        this.stats.receiveCalls++;
         onBatch(batch);
         // A full batch means more may be queued: go round again, yielding to the
         // event loop through a zero-timeout poll so timers and writers still run.
-        if (count === BATCH) {
-          await c.poll(this.readPollFds, 2n, 0);
+        if (count === RECEIVE_BUFFERS) {
+          await c.poll(this.#readPollFds, 2n, 0);
           continue;
         }
       } else if (count < 0) {
         const code = new Deno.UnsafePointerView(c.__errno_location()!).getInt32();
         if (code !== LINUX.EAGAIN && code !== LINUX.EINTR) throw syscallError("recvmmsg", code);
       }
-      await c.poll(this.readPollFds, 2n, -1);
+      await c.poll(this.#readPollFds, 2n, -1);
     }
   }
 
   /**
-   * Index of a free send slot, or -1 while the kernel's send buffer is full and
-   * earlier datagrams wait (the caller stops producing; `whenWritable` resumes it).
+   * Room for one outgoing datagram (`MAX_DATAGRAM` bytes), or null while the
+   * kernel's send buffer is full and earlier datagrams wait: the caller stops
+   * producing, and `whenWritable`'s callback resumes it.
    */
-  sendSlot(): number {
-    const slot = this.sendQueue.freeSlot();
-    if (slot >= 0) return slot;
+  reserve(): Uint8Array | null {
+    const room = this.#send.reserve();
+    if (room) return room;
     this.flush();
-    return this.sendQueue.freeSlot();
+    return this.#send.reserve();
   }
 
-  /** The buffer of a send slot, `SLOT_SIZE` bytes. */
-  sendBuffer(slot: number): Uint8Array {
-    return this.sendQueue.packets[slot];
-  }
-
-  /** The destination sockaddr buffer of a send slot (128 bytes). */
-  sendPeer(slot: number): Uint8Array {
-    return this.sendQueue.peers[slot];
-  }
-
-  /** Queues slot `slot` with `length` payload bytes to the sockaddr written in `sendPeer(slot)`. */
-  commitSend(slot: number, length: number): void {
-    const peer = this.sendQueue.peers[slot];
-    const nameLength = peer[0] === LINUX.AF_INET ? SOCKADDR_IN_SIZE : SOCKADDR_IN6_SIZE;
-    this.sendQueue.commit(slot, length, nameLength);
-    if (this.sendQueue.tail === BATCH) this.flush();
+  /** Queues the `length` bytes written into the last `reserve()`d room, to the sockaddr `peer`. */
+  commit(length: number, peer: Uint8Array): void {
+    this.#send.commit(length, peer, this.stats.gso);
   }
 
   /** Copies a datagram into the queue for `peer` (a sockaddr); returns false if the queue is full. */
   sendTo(data: Uint8Array, peer: Uint8Array): boolean {
-    const slot = this.sendSlot();
-    if (slot < 0) return false;
-    this.sendQueue.packets[slot].set(data);
-    this.sendQueue.peers[slot].set(peer);
-    this.commitSend(slot, data.length);
+    const room = this.reserve();
+    if (!room || data.length > room.length) return false;
+    room.set(data);
+    this.commit(data.length, peer);
     return true;
+  }
+
+  /** Datagrams queued and not yet handed to the kernel. */
+  get queued(): number {
+    return this.#send.datagrams;
   }
 
   /**
@@ -332,61 +477,62 @@ export class UdpSocket {
    * writable; the callback registered with `whenWritable` then runs.
    */
   flush(): void {
-    const queue = this.sendQueue;
+    const queue = this.#send;
     const c = libc();
-    while (queue.head < queue.tail && !this.writeWait) {
-      const pending = queue.tail - queue.head;
+    while (queue.head < queue.runs && !this.#writeWait) {
+      const pending = queue.prepare();
       const from = queue.headers.subarray(queue.head * MMsgHdr.size);
-      const sent = c.sendmmsg(this.fd, from, pending, LINUX.MSG_DONTWAIT);
+      const sent = c.sendmmsg(this.#fd, from, pending, LINUX.MSG_DONTWAIT);
       if (sent > 0) {
-        queue.head += sent;
-        this.stats.packetsSent += sent;
-        this.stats.sendBatches++;
+        this.stats.packetsSent += queue.advance(sent);
+        this.stats.sendCalls++;
         continue;
       }
       const code = new Deno.UnsafePointerView(c.__errno_location()!).getInt32();
       if (code === LINUX.EAGAIN) {
-        this.waitWritable();
+        this.#waitWritable();
         return;
       }
       if (code === LINUX.EINTR) continue;
+      if ((code === LINUX.EIO || code === LINUX.EINVAL) && queue.runDatagrams(queue.head) > 1) {
+        // The path refused segmentation offload: turn it off; QUIC resends what is lost.
+        this.stats.gso = false;
+      }
       // Unreachable network, message too long, refused by a firewall, ...: this
-      // datagram cannot go; drop it (QUIC recovers) and go on with the rest.
-      this.stats.sendErrors++;
-      queue.head++;
+      // message cannot go; drop it and go on with the rest.
+      this.stats.sendErrors += queue.advance(1);
     }
-    if (queue.head === queue.tail) queue.head = queue.tail = 0;
   }
 
   /** Registers the callback that resumes a producer after the send queue drained. */
   whenWritable(callback: () => void): void {
-    this.onWritable = callback;
+    this.#onWritable = callback;
   }
 
-  private waitWritable(): void {
-    this.writeWait = libc().poll(this.writePollFds, 2n, -1).then(() => {
-      this.writeWait = undefined;
-      if (this.closing) return;
+  #waitWritable(): void {
+    this.#writeWait = libc().poll(this.#writePollFds, 2n, -1).then(() => {
+      this.#writeWait = undefined;
+      if (this.#closing) return;
       this.flush();
-      this.onWritable?.();
+      this.#onWritable?.();
     });
   }
 
   /** True once `close()` has been called. */
   get closed(): boolean {
-    return this.closing;
+    return this.#closing;
   }
 
   /** Stops the receive loop, waits for in-flight waits to end, and closes the socket. */
   async close(): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
+    if (this.#closing) return;
+    this.#closing = true;
     const one = new Uint8Array(8);
     one[0] = 1;
     const c = libc();
-    c.write(this.wakeFd, one, 8n);
-    await Promise.allSettled([this.readLoop, this.writeWait]);
-    c.close(this.fd);
-    c.close(this.wakeFd);
+    c.write(this.#wakeFd, one, 8n);
+    await Promise.allSettled([this.#readLoop, this.#writeWait]);
+    c.close(this.#fd);
+    c.close(this.#wakeFd);
   }
 }

@@ -213,17 +213,22 @@ export class Connection implements StreamHost {
 
   /** Largest DATAGRAM payload that fits a packet now (0 if the peer does not accept DATAGRAMs). */
   get maxDatagramSize(): number {
-    const length = quiche().quiche_conn_dgram_max_writable_len(this.pointer);
+    if (this.#pointer === null) return 0;
+    const length = quiche().quiche_conn_dgram_max_writable_len(this.#pointer);
     return length < 0 ? 0 : length;
   }
 
   /**
-   * Queues a DATAGRAM. Returns false, counting a drop, if the send queue is full
-   * or the payload is larger than `maxDatagramSize`: DATAGRAMs are unreliable
-   * by design and never wait.
+   * Queues a DATAGRAM. Returns false, counting a drop, if the send queue is full,
+   * the payload is larger than `maxDatagramSize` or the connection is closed:
+   * DATAGRAMs are unreliable by design and never wait.
    */
   sendDatagram(data: Uint8Array): boolean {
-    const code = quiche().quiche_conn_dgram_send(this.pointer, data, BigInt(data.length));
+    if (this.#pointer === null) {
+      this.#datagramsDropped++;
+      return false;
+    }
+    const code = quiche().quiche_conn_dgram_send(this.#pointer, data, BigInt(data.length));
     if (code < 0) {
       this.#datagramsDropped++;
       return false;

@@ -15,7 +15,7 @@ import {
   SendInfo,
 } from "../../ffi/quiche_constants.ts";
 import { decodeSockaddr, formatAddress, type SocketAddress } from "../net/address.ts";
-import { BATCH, type ReceivedBatch, SLOT_SIZE, UdpSocket } from "../net/udp_socket.ts";
+import { MAX_DATAGRAM, type ReceivedBatch, UdpSocket } from "../net/udp_socket.ts";
 import type { QuicConfig } from "./config.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { cidKey, destinationCidKey, LOCAL_CID_LENGTH, newConnectionId } from "./connection_id.ts";
@@ -23,7 +23,7 @@ import { DeadlineScheduler } from "./deadline_scheduler.ts";
 import { describeClose } from "./errors.ts";
 import { RetryTokens } from "./retry_token.ts";
 
-const SLOT_SIZE_N = BigInt(SLOT_SIZE);
+const MAX_DATAGRAM_N = BigInt(MAX_DATAGRAM);
 /** CRYPTO_ERROR carrying TLS alert 116, certificate_required (RFC 8446 §6.2, RFC 9001 §4.8). */
 const TLS_ALERT_CERTIFICATE_REQUIRED = 0x100 + 116;
 const log = getLogger(["ztna", "quic"]);
@@ -73,33 +73,25 @@ export interface EndpointStats {
   clientCertificateMissing: number;
 }
 
-/** Per-slot native structs, allocated once. */
-class NativeSlots {
-  /** `quiche_recv_info` per receive slot, pointing at the slot's peer address. */
-  readonly recvInfos: Uint8Array[] = [];
-  /** `quiche_send_info` per send slot. */
-  readonly sendInfos: Uint8Array[] = [];
-
-  constructor(socket: UdpSocket) {
-    const recv = new Uint8Array(BATCH * RecvInfo.size);
-    const view = new DataView(recv.buffer);
-    const local = socket.localSockaddr;
-    const localAddress = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(local)));
-    for (let i = 0; i < BATCH; i++) {
-      const peer = socket.receiveBatch.peers[i];
-      const base = i * RecvInfo.size;
-      const peerAddress = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(peer)));
-      view.setBigUint64(base + RecvInfo.from, peerAddress, true);
-      view.setUint32(base + RecvInfo.fromLen, local.length, true);
-      view.setBigUint64(base + RecvInfo.to, localAddress, true);
-      view.setUint32(base + RecvInfo.toLen, local.length, true);
-      this.recvInfos.push(recv.subarray(base, base + RecvInfo.size));
-    }
-    const send = new Uint8Array(BATCH * SendInfo.size);
-    for (let i = 0; i < BATCH; i++) {
-      this.sendInfos.push(send.subarray(i * SendInfo.size, (i + 1) * SendInfo.size));
-    }
-  }
+/**
+ * `quiche_recv_info` per receive buffer, pointing at the buffer's peer address
+ * and the local address; allocated once.
+ */
+function makeRecvInfos(socket: UdpSocket): Uint8Array[] {
+  const peers = socket.receiveBatch.peers;
+  const memory = new Uint8Array(peers.length * RecvInfo.size);
+  const view = new DataView(memory.buffer);
+  const local = socket.localSockaddr;
+  const localAddress = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(local)));
+  return peers.map((peer, i) => {
+    const base = i * RecvInfo.size;
+    const peerAddress = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(peer)));
+    view.setBigUint64(base + RecvInfo.from, peerAddress, true);
+    view.setUint32(base + RecvInfo.fromLen, local.length, true);
+    view.setBigUint64(base + RecvInfo.to, localAddress, true);
+    view.setUint32(base + RecvInfo.toLen, local.length, true);
+    return memory.subarray(base, base + RecvInfo.size);
+  });
 }
 
 /** Header fields of a packet for an unknown connection. */
@@ -112,7 +104,7 @@ class HeaderScratch {
   readonly dcidLength = new BigUint64Array(1);
   readonly token = new Uint8Array(256);
   readonly tokenLength = new BigUint64Array(1);
-  readonly out = new Uint8Array(SLOT_SIZE);
+  readonly out = new Uint8Array(MAX_DATAGRAM);
 }
 
 /** A QUIC endpoint on one UDP socket. */
@@ -133,7 +125,8 @@ export class Endpoint implements ConnectionHost {
   readonly resetSecret = crypto.getRandomValues(new Uint8Array(32));
 
   readonly #socket: UdpSocket;
-  readonly #slots: NativeSlots;
+  readonly #recvInfos: Uint8Array[];
+  readonly #sendInfo = new Uint8Array(SendInfo.size);
   readonly #server: ServerOptions | undefined;
   readonly #retryTokens = new RetryTokens();
   readonly #routes = new Map<string, Connection>();
@@ -151,7 +144,7 @@ export class Endpoint implements ConnectionHost {
   private constructor(socket: UdpSocket, server: ServerOptions | undefined) {
     this.#socket = socket;
     this.#server = server;
-    this.#slots = new NativeSlots(socket);
+    this.#recvInfos = makeRecvInfos(socket);
     socket.whenWritable(() => {
       const blocked = [...this.#blocked];
       this.#blocked.clear();
@@ -249,8 +242,9 @@ export class Endpoint implements ConnectionHost {
     const touched: Connection[] = [];
     for (let i = 0; i < batch.count; i++) {
       const length = batch.lengths[i];
-      if (length <= 0) continue;
-      const packet = batch.packets[i];
+      const source = batch.buffer[i];
+      const offset = batch.offsets[i];
+      const packet = batch.buffers[source].subarray(offset, offset + length);
       const key = destinationCidKey(packet, length);
       if (key === null) {
         this.stats.malformedDropped++;
@@ -258,14 +252,14 @@ export class Endpoint implements ConnectionHost {
       }
       let connection = this.#routes.get(key);
       if (!connection) {
-        connection = this.#server ? this.#accept(packet, length, batch.peers[i]) : undefined;
+        connection = this.#server ? this.#accept(packet, length, batch.peers[source]) : undefined;
         if (!connection) continue;
       }
       const code = q.quiche_conn_recv(
         connection.pointer,
         packet,
         BigInt(length),
-        this.#slots.recvInfos[i],
+        this.#recvInfos[source],
       );
       if (code < 0 && code !== QUICHE_ERR_DONE) this.stats.rejectedByQuic++;
       if (!touched.includes(connection)) touched.push(connection);
@@ -328,14 +322,15 @@ export class Endpoint implements ConnectionHost {
     const q = quiche();
     const socket = this.#socket;
     const pointer = connection.pointer;
+    const info = this.#sendInfo;
+    const to = info.subarray(SendInfo.to, SendInfo.toLen);
     for (;;) {
-      const slot = socket.sendSlot();
-      if (slot < 0) {
+      const room = socket.reserve();
+      if (room === null) {
         this.#blocked.add(connection);
         return;
       }
-      const info = this.#slots.sendInfos[slot];
-      const written = q.quiche_conn_send(pointer, socket.sendBuffer(slot), SLOT_SIZE_N, info);
+      const written = q.quiche_conn_send(pointer, room, MAX_DATAGRAM_N, info);
       if (written === QUICHE_ERR_DONE) return;
       if (written < 0) {
         log.warn("quiche_conn_send failed ({code}) for {peer}", {
@@ -344,8 +339,7 @@ export class Endpoint implements ConnectionHost {
         });
         return;
       }
-      socket.sendPeer(slot).set(info.subarray(SendInfo.to, SendInfo.to + 28));
-      socket.commitSend(slot, written);
+      socket.commit(written, to);
     }
   }
 
