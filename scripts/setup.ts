@@ -1,11 +1,14 @@
 /**
  * `deno task setup`: builds libquiche from the pinned quiche crate on crates.io
- * into `.cache/libquiche/` (see scripts/libquiche_build.ts), or does nothing
+ * into `.cache/libquiche/` (see scripts/libquiche/mod.ts), or does nothing
  * when it is already built or `$ZTNA_LIBQUICHE` points at a library.
  *
  * Usage: deno task setup [--force] [--clean] [--out-dir DIR]
  */
-import { defaultOutDir, QUICHE_VERSION, SetupError, setupLibquiche } from "./libquiche_build.ts";
+import { defaultOutDir } from "./libquiche/layout.ts";
+import { setupLibquiche } from "./libquiche/mod.ts";
+import { SetupError } from "./libquiche/setup_error.ts";
+import { QUICHE_VERSION } from "./libquiche/version.ts";
 
 const USAGE = `Usage: deno task setup [--force] [--clean] [--out-dir DIR]
 

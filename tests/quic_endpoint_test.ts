@@ -101,7 +101,7 @@ Deno.test("mutual TLS handshake, 10,000 DATAGRAMs each way and a 10 MB stream", 
     assert.ok(connection.peerCertificate && connection.peerCertificate.length > 100);
     assert.equal(ctx.accepted.length, 1);
     assert.ok(ctx.accepted[0].peerCertificate, "server sees the client certificate");
-    assert.ok(ctx.server.stats.retriesSent >= 1, "server validated the address with a retry");
+    assert.ok(ctx.server.stats.retries >= 1, "server validated the address with a retry");
 
     const echoed = await datagramRoundTrips(connection, 10_000);
     assert.equal(echoed, 10_000);

@@ -1,22 +1,17 @@
 /**
- * Tests of `deno task setup` (scripts/setup.ts, scripts/libquiche_build.ts) that
+ * Tests of `deno task setup` (scripts/setup.ts, scripts/libquiche/) that
  * never build: each works in its own temporary folder laid out like the repo's
  * `.cache/libquiche/`, never in the real cache.
  */
 import assert from "node:assert/strict";
-import {
-  checkPrerequisites,
-  compareVersions,
-  existingBuild,
-  findExecutable,
-  formatDuration,
-  layout,
-  libraryFileName,
-  QUICHE_VERSION,
-  REPO_ROOT,
-  SetupError,
-  setupLibquiche,
-} from "../scripts/libquiche_build.ts";
+import { formatDuration } from "../scripts/libquiche/format_duration.ts";
+import { existingBuild } from "../scripts/libquiche/install.ts";
+import { layout, libraryFileName, REPO_ROOT } from "../scripts/libquiche/layout.ts";
+import { setupLibquiche } from "../scripts/libquiche/mod.ts";
+import { checkPrerequisites } from "../scripts/libquiche/prerequisites.ts";
+import { SetupError } from "../scripts/libquiche/setup_error.ts";
+import { compareVersions, findExecutable } from "../scripts/libquiche/tools.ts";
+import { QUICHE_VERSION } from "../scripts/libquiche/version.ts";
 
 const SETUP_SCRIPT = `${REPO_ROOT}/scripts/setup.ts`;
 

@@ -457,10 +457,16 @@ export class UdpSocket {
     this.#send.commit(length, peer, this.stats.gso);
   }
 
-  /** Copies a datagram into the queue for `peer` (a sockaddr); returns false if the queue is full. */
+  /**
+   * Copies a datagram into the queue for `peer` (a sockaddr); returns false if
+   * the queue is full. A datagram over `MAX_DATAGRAM` bytes is a RangeError.
+   */
   sendTo(data: Uint8Array, peer: Uint8Array): boolean {
+    if (data.length > MAX_DATAGRAM) {
+      throw new RangeError(`datagram of ${data.length} bytes exceeds ${MAX_DATAGRAM}`);
+    }
     const room = this.reserve();
-    if (!room || data.length > room.length) return false;
+    if (!room) return false;
     room.set(data);
     this.commit(data.length, peer);
     return true;

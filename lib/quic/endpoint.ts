@@ -56,19 +56,28 @@ export interface ConnectOptions {
   config: QuicConfig;
 }
 
-/** Endpoint counters. */
+/**
+ * Endpoint counters. Every received packet is counted exactly once: routed to a
+ * connection, or in one of the drop/answer counters before `connectionsAccepted`.
+ */
 export interface EndpointStats {
-  /** Packets received for no known connection, dropped. */
+  /** Packets handed to a connection (which may still discard them, e.g. if they fail to decrypt). */
+  routedToConnections: number;
+  /** Packets for no known connection that could not start one, dropped. */
   unknownConnectionDropped: number;
   /** Packets too short or with a malformed header, dropped. */
   malformedDropped: number;
-  /** Packets quiche refused (decryption failure, protocol violation, ...). */
-  rejectedByQuic: number;
-  versionNegotiationsSent: number;
-  retriesSent: number;
+  /** Initials of a QUIC version we do not speak, answered with version negotiation. */
+  versionNegotiations: number;
+  /** Token-less Initials, answered with a retry. */
+  retries: number;
+  /** Initials whose retry token was forged, stale or for another address, dropped. */
   invalidTokens: number;
-  connectionsAccepted: number;
+  /** Initials quiche would not accept, dropped. */
   acceptFailures: number;
+  /** Packets quiche refused with an error (protocol violation, ...); a subset of routed ones. */
+  rejectedByQuic: number;
+  connectionsAccepted: number;
   /** Handshakes refused because the client sent no certificate. */
   clientCertificateMissing: number;
 }
@@ -111,14 +120,15 @@ class HeaderScratch {
 export class Endpoint implements ConnectionHost {
   /** Counters. */
   readonly stats: EndpointStats = {
+    routedToConnections: 0,
     unknownConnectionDropped: 0,
     malformedDropped: 0,
-    rejectedByQuic: 0,
-    versionNegotiationsSent: 0,
-    retriesSent: 0,
+    versionNegotiations: 0,
+    retries: 0,
     invalidTokens: 0,
-    connectionsAccepted: 0,
     acceptFailures: 0,
+    rejectedByQuic: 0,
+    connectionsAccepted: 0,
     clientCertificateMissing: 0,
   };
   /** Secret for stateless reset tokens. */
@@ -252,9 +262,14 @@ export class Endpoint implements ConnectionHost {
       }
       let connection = this.#routes.get(key);
       if (!connection) {
-        connection = this.#server ? this.#accept(packet, length, batch.peers[source]) : undefined;
+        if (!this.#server) {
+          this.stats.unknownConnectionDropped++;
+          continue;
+        }
+        connection = this.#accept(packet, length, batch.peers[source]);
         if (!connection) continue;
       }
+      this.stats.routedToConnections++;
       const code = q.quiche_conn_recv(
         connection.pointer,
         packet,
@@ -388,7 +403,11 @@ export class Endpoint implements ConnectionHost {
       return undefined;
     }
     if (!q.quiche_version_is_supported(version)) {
-      if (length < MIN_CLIENT_INITIAL_LEN) return undefined;
+      if (length < MIN_CLIENT_INITIAL_LEN) {
+        this.stats.unknownConnectionDropped++;
+        return undefined;
+      }
+      this.stats.versionNegotiations++;
       const n = q.quiche_negotiate_version(
         scid,
         BigInt(scid.length),
@@ -397,9 +416,7 @@ export class Endpoint implements ConnectionHost {
         h.out,
         BigInt(h.out.length),
       );
-      if (n > 0 && this.#socket.sendTo(h.out.subarray(0, n), peer)) {
-        this.stats.versionNegotiationsSent++;
-      }
+      if (n > 0) this.#socket.sendTo(h.out.subarray(0, n), peer);
       return undefined;
     }
     if (h.type[0] !== PacketType.Initial || length < MIN_CLIENT_INITIAL_LEN) {
@@ -426,7 +443,8 @@ export class Endpoint implements ConnectionHost {
           h.out,
           BigInt(h.out.length),
         );
-        if (n > 0 && this.#socket.sendTo(h.out.subarray(0, n), peer)) this.stats.retriesSent++;
+        this.stats.retries++;
+        if (n > 0) this.#socket.sendTo(h.out.subarray(0, n), peer);
         return undefined;
       }
       odcid = this.#retryTokens.validate(token, peer);
