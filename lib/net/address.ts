@@ -28,8 +28,15 @@ export function parseHostPort(text: string): SocketAddress {
     throw new Error(`invalid port in "${text}": must be 0-65535`);
   }
   const host = match[1] === "localhost" ? "127.0.0.1" : match[1];
-  if (!ipaddr.isValid(host)) throw new Error(`invalid IP address "${host}" in "${text}"`);
-  return { hostname: ipaddr.parse(host).toString(), port };
+  // Only dotted-quad IPv4: C-style forms ("010.0.0.1" as octal, "127.1") mislead.
+  if (!ipaddr.IPv4.isValidFourPartDecimal(host) && !ipaddr.IPv6.isValid(host)) {
+    throw new Error(`invalid IP address "${host}" in "${text}"`);
+  }
+  const ip = ipaddr.parse(host);
+  const plain = ip.kind() === "ipv6" && (ip as ipaddr.IPv6).isIPv4MappedAddress()
+    ? (ip as ipaddr.IPv6).toIPv4Address()
+    : ip;
+  return { hostname: plain.toString(), port };
 }
 
 /** Formats an address as `1.2.3.4:443` or `[::1]:443`. */

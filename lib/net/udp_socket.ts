@@ -16,6 +16,7 @@ import {
   encodeSockaddr,
   type Family,
   familyOf,
+  formatAddress,
   sameSockaddr,
   SOCKADDR_IN6_SIZE,
   SOCKADDR_IN_SIZE,
@@ -126,7 +127,7 @@ class SendQueue {
     const last = this.runs - 1;
     const names = this.#names;
     if (
-      gso && last >= this.head &&
+      gso && length > 0 && last >= this.head &&
       this.#runCount[last] < GSO_MAX_SEGMENTS &&
       length <= this.#runSegment[last] &&
       // A shorter datagram may only end a run.
@@ -352,7 +353,7 @@ export class UdpSocket {
       const gro = c.setsockopt(fd, LINUX.SOL_UDP, LINUX.UDP_GRO, int, 4) === 0;
       const sockaddr = encodeSockaddr(address, family);
       if (c.bind(fd, sockaddr, sockaddr.length) !== 0) {
-        throw syscallError(`bind(${address.hostname}:${address.port})`);
+        throw syscallError(`bind(${formatAddress(address)})`);
       }
       const bound = new Uint8Array(NAME_SIZE);
       const boundLength = new Uint32Array([NAME_SIZE]);
@@ -415,12 +416,14 @@ export class UdpSocket {
             continue;
           }
           const segment = receive.segmentSize(i) || length;
-          for (let offset = 0; offset < length; offset += segment) {
+          let offset = 0;
+          do { // An empty datagram is one datagram too.
             batch.buffer[n] = i;
             batch.offsets[n] = offset;
             batch.lengths[n] = Math.min(segment, length - offset);
             n++;
-          }
+            offset += segment;
+          } while (offset < length);
         }
         batch.count = n;
         this.stats.packetsReceived += n;
@@ -500,8 +503,8 @@ export class UdpSocket {
         return;
       }
       if (code === LINUX.EINTR) continue;
-      if ((code === LINUX.EIO || code === LINUX.EINVAL) && queue.runDatagrams(queue.head) > 1) {
-        // The path refused segmentation offload: turn it off; QUIC resends what is lost.
+      if (code === LINUX.EIO && queue.runDatagrams(queue.head) > 1) {
+        // The device refused segmentation offload: turn it off; QUIC resends what is lost.
         this.stats.gso = false;
       }
       // Unreachable network, message too long, refused by a firewall, ...: this

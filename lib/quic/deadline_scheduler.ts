@@ -28,9 +28,12 @@ export class DeadlineScheduler<T> {
 
   /** Sets (or with `Infinity`, clears) an item's deadline. */
   set(item: T, at: number): void {
+    if (at === Infinity) {
+      this.#deadlines.delete(item);
+      return;
+    }
     let state = this.#deadlines.get(item);
     if (!state) {
-      if (at === Infinity) return;
       state = { at, queuedAt: Infinity };
       this.#deadlines.set(item, state);
     }
@@ -62,6 +65,12 @@ export class DeadlineScheduler<T> {
   }
 
   #arm(): void {
+    // Drop superseded entries first, so they never wake the timer for nothing.
+    while (this.#heap.length > 0) {
+      const { item, at } = this.#heap[0];
+      if (this.#deadlines.get(item)?.queuedAt === at) break;
+      this.#pop();
+    }
     const top = this.#heap[0];
     if (!top || top.at >= this.#timerAt) return;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
@@ -80,9 +89,9 @@ export class DeadlineScheduler<T> {
       if (!state || state.queuedAt !== at) continue;
       state.queuedAt = Infinity;
       if (state.at <= now) {
-        state.at = Infinity;
+        this.#deadlines.delete(item);
         due.push(item);
-      } else if (state.at !== Infinity) {
+      } else {
         // The deadline moved later after this entry was queued: queue the real one.
         state.queuedAt = state.at;
         this.#push({ at: state.at, item });
