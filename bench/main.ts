@@ -1,0 +1,82 @@
+/**
+ * `deno task bench`: DATAGRAM throughput of our endpoint (libquiche over FFI)
+ * beside Deno's built-in QUIC, in the same run, same payload, same layouts
+ * (both endpoints in one process, and receiver in a second process). Runs
+ * alternate between implementations so background load hits both alike; the
+ * median of each is reported with the ratio ours / built-in.
+ *
+ * Flags: --runs N (default 3), --duration-ms N (default 2000), --payload N (default 1100).
+ */
+import { parseArgs } from "node:util";
+import { createCa, issueIdentity, writeIdentityFiles } from "../lib/pki/mod.ts";
+import { benchDenoQuic } from "./deno_quic.ts";
+import { benchOursQuic } from "./ours_quic.ts";
+import { formatResult, gbps, pps, type ThroughputResult } from "./result.ts";
+
+const SERVER_NAME = "bench.test";
+
+function median(results: ThroughputResult[]): ThroughputResult {
+  return [...results].sort((a, b) => pps(a) - pps(b))[Math.floor(results.length / 2)];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: "string", default: "3" },
+      "duration-ms": { type: "string", default: "2000" },
+      payload: { type: "string", default: "1100" },
+    },
+  });
+  const runs = Number(values.runs), durationMs = Number(values["duration-ms"]);
+  const payloadBytes = Number(values.payload);
+  const dir = await Deno.makeTempDir({ prefix: "ztna-bench-" });
+  try {
+    const ca = await createCa({ commonName: "ztna bench CA" });
+    const server = await issueIdentity(ca, { commonName: SERVER_NAME, dnsNames: [SERVER_NAME] });
+    const { certPath: caFile } = await writeIdentityFiles(ca, dir, "ca");
+    const files = await writeIdentityFiles(server, dir, "server");
+    console.log(
+      `DATAGRAM throughput, ${payloadBytes}-byte payloads, ${durationMs} ms per run, ` +
+        `median of ${runs} runs, loopback`,
+    );
+    for (const processes of [1, 2] as const) {
+      const ours: ThroughputResult[] = [], builtin: ThroughputResult[] = [];
+      for (let run = 0; run < runs; run++) {
+        ours.push(
+          await benchOursQuic({
+            payloadBytes,
+            durationMs,
+            certificateFile: files.certPath,
+            privateKeyFile: files.keyPath,
+            caFile,
+            serverName: SERVER_NAME,
+            processes,
+          }),
+        );
+        builtin.push(
+          await benchDenoQuic({
+            payloadBytes,
+            durationMs,
+            certificatePem: server.certificatePem,
+            privateKeyPem: server.privateKeyPem,
+            caPem: ca.certificatePem,
+            serverName: SERVER_NAME,
+            processes,
+          }),
+        );
+      }
+      const a = median(ours), b = median(builtin);
+      console.log(`\n${processes === 1 ? "one process" : "two processes"}:`);
+      console.log(`  ${formatResult({ ...a, name: "ztna (libquiche FFI)" })}`);
+      console.log(`  ${formatResult({ ...b, name: "Deno built-in QUIC  " })}`);
+      console.log(
+        `  ratio ztna / built-in: ${(pps(a) / pps(b)).toFixed(2)}x packets/s, ` +
+          `${(gbps(a) / gbps(b)).toFixed(2)}x Gbit/s`,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) await main();
