@@ -100,3 +100,22 @@ export function sameSockaddr(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
+
+/**
+ * True for a sockaddr in 0.0.0.0/8 (plain or v4-mapped): addresses no UDP
+ * packet can come from, used for peers reached through another transport
+ * (a session's relay path).
+ */
+export function isVirtualSockaddr(sockaddr: Uint8Array): boolean {
+  if (sockaddr[0] === LINUX.AF_INET) return sockaddr[4] === 0;
+  for (let i = 8; i < 18; i++) if (sockaddr[i] !== 0) return false;
+  return sockaddr[18] === 0xff && sockaddr[19] === 0xff && sockaddr[20] === 0;
+}
+
+/** The `index`-th virtual address (1 to 2^24-1): `0.a.b.c:1`. */
+export function virtualAddress(index: number): SocketAddress {
+  if (!Number.isInteger(index) || index < 1 || index >= 1 << 24) {
+    throw new RangeError(`virtual address index ${index} out of range`);
+  }
+  return { hostname: `0.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`, port: 1 };
+}

@@ -70,9 +70,16 @@ export interface ConnectionHost {
 const U64_MAX = 0xffff_ffff_ffff_ffffn;
 const DATAGRAM_BUFFER = 65_536;
 const DATAGRAM_BUFFER_N = BigInt(DATAGRAM_BUFFER);
+/**
+ * DATAGRAM receive buffers by nesting depth: a handler may feed a packet to
+ * another connection (a session inside a relay connection), whose DATAGRAMs
+ * are then delivered while the outer delivery is still running.
+ */
+const datagramBuffers: Uint8Array[] = [];
+let datagramDepth = 0;
+
 /** Scratch memory shared by every connection (JS is single-threaded). */
 const scratch = {
-  datagram: new Uint8Array(DATAGRAM_BUFFER),
   pointer: new BigUint64Array(1),
   length: new BigUint64Array(1),
   u64: new BigUint64Array(1),
@@ -425,12 +432,17 @@ export class Connection implements StreamHost {
   #deliverDatagrams(): void {
     const q = quiche();
     const conn = this.pointer;
-    const buffer = scratch.datagram;
-    for (;;) {
-      const n = q.quiche_conn_dgram_recv(conn, buffer, DATAGRAM_BUFFER_N);
-      if (n < 0) break;
-      this.ondatagram?.(buffer.subarray(0, n));
-      if (this.#pointer === null) return;
+    const depth = datagramDepth++;
+    const buffer = datagramBuffers[depth] ??= new Uint8Array(DATAGRAM_BUFFER);
+    try {
+      for (;;) {
+        const n = q.quiche_conn_dgram_recv(conn, buffer, DATAGRAM_BUFFER_N);
+        if (n < 0) break;
+        this.ondatagram?.(buffer.subarray(0, n));
+        if (this.#pointer === null) return;
+      }
+    } finally {
+      datagramDepth--;
     }
   }
 

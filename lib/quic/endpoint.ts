@@ -14,7 +14,12 @@ import {
   RecvInfo,
   SendInfo,
 } from "../../ffi/quiche_constants.ts";
-import { decodeSockaddr, formatAddress, type SocketAddress } from "../net/address.ts";
+import {
+  decodeSockaddr,
+  formatAddress,
+  isVirtualSockaddr,
+  type SocketAddress,
+} from "../net/address.ts";
 import { MAX_DATAGRAM, type ReceivedBatch, UdpSocket } from "../net/udp_socket.ts";
 import type { QuicConfig } from "./config.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
@@ -103,6 +108,19 @@ function makeRecvInfos(socket: UdpSocket): Uint8Array[] {
   });
 }
 
+/**
+ * A peer reached through another transport instead of the socket (a session's
+ * relay path): quiche sees it at a virtual address (see `virtualAddress`).
+ */
+export interface VirtualPeer {
+  /** Its virtual address, to `connect` to or to recognise in path events. */
+  readonly address: SocketAddress;
+  /** Feeds a packet that arrived from this peer through its transport. */
+  receive(packet: Uint8Array): void;
+  /** Stops routing packets to and from this peer. */
+  detach(): void;
+}
+
 /** Header fields of a packet for an unknown connection. */
 class HeaderScratch {
   readonly version = new Uint32Array(1);
@@ -148,6 +166,8 @@ export class Endpoint implements ConnectionHost {
   /** Connections whose send pass stopped on a full socket queue. */
   readonly #blocked = new Set<Connection>();
   readonly #header = new HeaderScratch();
+  /** Transports of virtual peers, by sockaddr key. */
+  readonly #virtualPeers = new Map<string, (packet: Uint8Array) => void>();
   readonly #receiving: Promise<void>;
   #closed = false;
 
@@ -260,27 +280,87 @@ export class Endpoint implements ConnectionHost {
         this.stats.malformedDropped++;
         continue;
       }
-      let connection = this.#routes.get(key);
-      if (!connection) {
-        if (!this.#server) {
-          this.stats.unknownConnectionDropped++;
-          continue;
-        }
-        connection = this.#accept(packet, length, batch.peers[source]);
-        if (!connection) continue;
-      }
-      this.stats.routedToConnections++;
-      const code = q.quiche_conn_recv(
-        connection.pointer,
-        packet,
-        BigInt(length),
-        this.#recvInfos[source],
-      );
-      if (code < 0 && code !== QUICHE_ERR_DONE) this.stats.rejectedByQuic++;
-      if (!touched.includes(connection)) touched.push(connection);
+      const connection = this.#route(key, packet, batch.peers[source], this.#recvInfos[source]);
+      if (connection && !touched.includes(connection)) touched.push(connection);
     }
     for (const connection of touched) this.#service(connection, true);
     this.#socket.flush();
+  }
+
+  /** Hands one packet to its connection (accepting a new one if it is an Initial). */
+  #route(
+    key: string,
+    packet: Uint8Array,
+    peer: Uint8Array,
+    recvInfo: Uint8Array,
+  ): Connection | undefined {
+    let connection = this.#routes.get(key);
+    if (!connection) {
+      if (!this.#server) {
+        this.stats.unknownConnectionDropped++;
+        return undefined;
+      }
+      connection = this.#accept(packet, packet.length, peer);
+      if (!connection) return undefined;
+    }
+    this.stats.routedToConnections++;
+    const code = quiche().quiche_conn_recv(
+      connection.pointer,
+      packet,
+      BigInt(packet.length),
+      recvInfo,
+    );
+    if (code < 0 && code !== QUICHE_ERR_DONE) this.stats.rejectedByQuic++;
+    return connection;
+  }
+
+  /**
+   * Routes packets for `address` (a `virtualAddress`) through `send` instead
+   * of the socket; packets from it are fed with the returned peer's `receive`.
+   */
+  attachVirtualPeer(address: SocketAddress, send: (packet: Uint8Array) => void): VirtualPeer {
+    const sockaddr = this.sockaddrFor(address);
+    if (!isVirtualSockaddr(sockaddr)) {
+      throw new Error(`${formatAddress(address)} is not a virtual address (0.0.0.0/8)`);
+    }
+    const key = cidKey(sockaddr);
+    if (this.#virtualPeers.has(key)) {
+      throw new Error(`virtual peer ${formatAddress(address)} is already attached`);
+    }
+    this.#virtualPeers.set(key, send);
+    const local = this.localSockaddr;
+    const recvInfo = new Uint8Array(RecvInfo.size);
+    const view = new DataView(recvInfo.buffer);
+    view.setBigUint64(
+      RecvInfo.from,
+      BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(sockaddr))),
+      true,
+    );
+    view.setUint32(RecvInfo.fromLen, sockaddr.length, true);
+    view.setBigUint64(
+      RecvInfo.to,
+      BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(local))),
+      true,
+    );
+    view.setUint32(RecvInfo.toLen, local.length, true);
+    return {
+      address,
+      receive: (packet) => {
+        if (this.#closed || !this.#virtualPeers.has(key)) return;
+        const dcid = destinationCidKey(packet, packet.length);
+        if (dcid === null) {
+          this.stats.malformedDropped++;
+          return;
+        }
+        // Keep `sockaddr` and `recvInfo` reachable: recvInfo holds raw pointers to them.
+        const connection = this.#route(dcid, packet, sockaddr, recvInfo);
+        if (connection) this.#service(connection, true);
+        this.#socket.flush();
+      },
+      detach: () => {
+        this.#virtualPeers.delete(key);
+      },
+    };
   }
 
   #onTimers(due: Connection[]): void {
@@ -354,7 +434,14 @@ export class Endpoint implements ConnectionHost {
         });
         return;
       }
-      socket.commit(written, to);
+      if (isVirtualSockaddr(to)) {
+        // Through the peer's transport; the room is reused by the next packet.
+        this.#virtualPeers.get(cidKey(to, 0, this.localSockaddr.length))?.(
+          room.subarray(0, written),
+        );
+      } else {
+        socket.commit(written, to);
+      }
     }
   }
 
@@ -426,7 +513,8 @@ export class Endpoint implements ConnectionHost {
     const server = this.#server!;
     let odcid: Uint8Array | null = null;
     let localCid: Uint8Array;
-    if (server.retry ?? true) {
+    // A virtual peer's path was already validated by the transport it came through.
+    if ((server.retry ?? true) && !isVirtualSockaddr(peer)) {
       if (token.length === 0) {
         const newCid = newConnectionId();
         const minted = this.#retryTokens.mint(peer, dcid);
