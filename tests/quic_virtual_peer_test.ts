@@ -42,9 +42,10 @@ Deno.test("a mutual-TLS session runs over virtual peers, without retry, and coun
     const copy = packet.slice();
     setTimeout(() => to().receive(copy), 0);
   };
-  let serverSide!: VirtualPeer, clientSide!: VirtualPeer;
-  serverSide = server.attachVirtualPeer(virtualAddress(7), link(() => clientSide));
-  clientSide = client.attachVirtualPeer(virtualAddress(9), link(() => serverSide));
+  const peers: { server?: VirtualPeer; client?: VirtualPeer } = {};
+  const serverSide = server.attachVirtualPeer(virtualAddress(7), link(() => peers.client!));
+  const clientSide = client.attachVirtualPeer(virtualAddress(9), link(() => peers.server!));
+  Object.assign(peers, { server: serverSide, client: clientSide });
   try {
     const connection = client.connect({
       peer: clientSide.address,
