@@ -1,0 +1,18 @@
+/**
+ * `ztna`: the zero-trust network access toolkit's executable. Dispatches to
+ * the commands in cmd/; see `ztna --help`.
+ */
+import type { CommandRegistry } from "./lib/cli/command.ts";
+import { runCli } from "./lib/cli/run.ts";
+
+/** Implemented commands; adding one is one line. */
+export const COMMANDS: CommandRegistry = {
+  probe: {
+    summary: "check a QUIC service: handshake, RTT, path MTU, DATAGRAMs, certificate",
+    load: () => import("./cmd/probe.ts"),
+  },
+};
+
+if (import.meta.main) {
+  Deno.exit(await runCli(Deno.args, COMMANDS));
+}
