@@ -19,6 +19,7 @@ const libcSymbols = {
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
+  dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The bound libc symbols. */
@@ -73,6 +74,8 @@ export const LINUX = {
   POLLOUT: 0x4,
   EFD_NONBLOCK: 0o4000,
   EFD_CLOEXEC: 0o2000000,
+  RTLD_NOW: 0x2,
+  RTLD_NODELETE: 0x1000,
   EAGAIN: 11,
   EIO: 5,
   EINVAL: 22,

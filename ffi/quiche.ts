@@ -4,6 +4,7 @@
  * the running executable (a compiled `ztna`), or in the repository's build cache
  * (`.cache/libquiche/libquiche.so`, made by `deno task setup`).
  */
+import { libc, LINUX } from "./libc.ts";
 import { quicheSymbols } from "./quiche_symbols.ts";
 
 /** The quiche crate version whose include/quiche.h this binding follows. */
@@ -68,6 +69,11 @@ export function quiche(): Quiche {
       `libquiche at ${path} is version ${version}, but ztna is bound to ${BOUND_QUICHE_VERSION}; ` +
         "rebuild it with `deno task setup --force` or point ZTNA_LIBQUICHE at a matching build",
     );
+  }
+  // Pin the library for the life of the process: when Deno unloads it at exit,
+  // BoringSSL's thread-local destructors would otherwise run in unmapped code.
+  if (Deno.build.os === "linux") {
+    libc().dlopen(new TextEncoder().encode(`${path}\0`), LINUX.RTLD_NOW | LINUX.RTLD_NODELETE);
   }
   loaded = { path, symbols: library.symbols };
   return loaded.symbols;

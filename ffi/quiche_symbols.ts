@@ -130,6 +130,7 @@ export const quicheSymbols = {
   quiche_conn_send_quantum: { parameters: ["pointer"], result: "usize" },
   quiche_conn_timeout_as_nanos: { parameters: ["pointer"], result: "u64" },
   quiche_conn_on_timeout: { parameters: ["pointer"], result: "void" },
+  quiche_conn_send_ack_eliciting: { parameters: ["pointer"], result: "i32" },
   quiche_conn_close: {
     parameters: ["pointer", "bool", "u64", "buffer", "usize"],
     result: "i32",

@@ -31,6 +31,8 @@ export interface IdentityOptions {
   commonName: string;
   /** DNS names the identity answers to (subjectAltName); at least one. */
   dnsNames: string[];
+  /** URIs the identity carries (subjectAltName), e.g. ztna's `ztna:role:agent` grants. */
+  uris?: string[];
   notBefore?: Date;
   notAfter?: Date;
 }
@@ -100,7 +102,10 @@ export async function issueIdentity(ca: Identity, options: IdentityOptions): Pro
           x509.ExtendedKeyUsage.clientAuth,
         ]),
         new x509.SubjectAlternativeNameExtension(
-          options.dnsNames.map((value) => ({ type: "dns" as const, value })),
+          [
+            ...options.dnsNames.map((value) => ({ type: "dns" as const, value })),
+            ...(options.uris ?? []).map((value) => ({ type: "url" as const, value })),
+          ],
         ),
         authorityKeyId,
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),

@@ -10,3 +10,11 @@ export {
   writeIdentityFiles,
 } from "./ca.ts";
 export { decodePem, encodePem } from "./pem.ts";
+export {
+  grantNames,
+  type Grants,
+  NODE_DNS_SUFFIX,
+  readGrants,
+  SERVICE_DNS_SUFFIX,
+  serviceServerName,
+} from "./grants.ts";

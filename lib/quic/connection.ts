@@ -244,6 +244,13 @@ export class Connection implements StreamHost {
     return true;
   }
 
+  /** Sends a PING (keeps NAT mappings and the idle timer alive); no-op once closed. */
+  ping(): void {
+    if (this.#pointer === null) return;
+    quiche().quiche_conn_send_ack_eliciting(this.#pointer);
+    this.#host.wake(this);
+  }
+
   /** Opens a new bidirectional stream. */
   openStream(): QuicStream {
     const id = this.#nextLocalStream;

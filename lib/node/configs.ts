@@ -1,0 +1,58 @@
+/**
+ * QUIC configurations of a node: its relay connection and its end-to-end
+ * session. Size arithmetic (bytes), with a short-header packet costing
+ * 1 (flags) + 16 (our connection IDs) + up to 4 (packet number) + 16 (AEAD tag)
+ * and a DATAGRAM frame 1 (type) + 2 (length):
+ * - relay connection: UDP payload 1350, so a relay DATAGRAM carries up to
+ *   1350 - 40 = 1310 bytes: an 8-byte session ID and a session packet of up to 1302;
+ * - session: UDP payload 1280 (fits in 1302, and is at least the 1200 QUIC needs),
+ *   so a session DATAGRAM carries up to 1280 - 40 = 1240 bytes: one IP packet;
+ * - the agent's TUN MTU is therefore 1240.
+ */
+import { QuicConfig } from "../quic/config.ts";
+import {
+  RELAY_ALPN,
+  RELAY_IDLE_TIMEOUT_MS,
+  RELAY_MAX_UDP_PAYLOAD,
+  SESSION_ALPN,
+} from "../relay/constants.ts";
+
+/** UDP payload of session packets (inside relay DATAGRAMs, or direct). */
+export const SESSION_MAX_UDP_PAYLOAD = 1280;
+/** Largest IP packet a session carries: the agent's TUN MTU. */
+export const TUNNEL_MTU = 1240;
+/** Session idle timeout: a relay outage shorter than this does not end a session. */
+export const SESSION_IDLE_TIMEOUT_MS = 60_000;
+
+/** A node's certificate, key and trusted CA (PEM files). */
+export interface NodeIdentity {
+  certificateFile: string;
+  privateKeyFile: string;
+  caFile: string;
+}
+
+/** Configuration of a node's connection to its relay. */
+export function relayClientConfig(identity: NodeIdentity): QuicConfig {
+  return new QuicConfig({
+    alpn: [RELAY_ALPN],
+    certificateChainFile: identity.certificateFile,
+    privateKeyFile: identity.privateKeyFile,
+    caFile: identity.caFile,
+    idleTimeoutMs: RELAY_IDLE_TIMEOUT_MS,
+    maxSendUdpPayload: RELAY_MAX_UDP_PAYLOAD,
+    datagrams: { receiveQueue: 4096, sendQueue: 4096 },
+  });
+}
+
+/** Configuration of a session end (the connector accepts, the agent connects). */
+export function sessionConfig(identity: NodeIdentity): QuicConfig {
+  return new QuicConfig({
+    alpn: [SESSION_ALPN],
+    certificateChainFile: identity.certificateFile,
+    privateKeyFile: identity.privateKeyFile,
+    caFile: identity.caFile,
+    idleTimeoutMs: SESSION_IDLE_TIMEOUT_MS,
+    maxSendUdpPayload: SESSION_MAX_UDP_PAYLOAD,
+    datagrams: { receiveQueue: 4096, sendQueue: 4096 },
+  });
+}

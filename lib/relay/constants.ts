@@ -1,0 +1,13 @@
+/** Wire constants shared by the relay and the nodes. */
+
+/** ALPN of a node's connection to the relay. */
+export const RELAY_ALPN = "ztna-relay/1";
+/** ALPN of the end-to-end session between agent and connector. */
+export const SESSION_ALPN = "ztna-session/1";
+/** Idle timeout of relay connections; nodes send keep-alives well within it. */
+export const RELAY_IDLE_TIMEOUT_MS = 30_000;
+/**
+ * UDP payload of relay connections. 1350 bytes fit any path with an IPv6 MTU
+ * of 1400 or more (1350 + 8 UDP + 40 IPv6).
+ */
+export const RELAY_MAX_UDP_PAYLOAD = 1350;

@@ -1,0 +1,367 @@
+/**
+ * The relay: nodes (connectors and agents) dial out to it over QUIC with
+ * mutual TLS. It tells each node the address it observes (QUIC address
+ * discovery), lets connectors register the services their certificates grant,
+ * matches an agent's session request with a connector, and forwards the
+ * session's packets between the two as opaque DATAGRAMs. It never reads them,
+ * and forwards nothing for an unauthenticated or unmatched node.
+ */
+import { getLogger } from "@logtape/logtape";
+import { formatAddress, type SocketAddress } from "../net/address.ts";
+import { QuicConfig } from "../quic/config.ts";
+import type { Connection } from "../quic/connection.ts";
+import { Endpoint } from "../quic/endpoint.ts";
+import { type Grants, readGrants } from "../pki/grants.ts";
+import { MessageStream } from "../control/message_stream.ts";
+import { type Message, PROTOCOL_VERSION } from "../control/messages.ts";
+import { RELAY_ALPN, RELAY_IDLE_TIMEOUT_MS, RELAY_MAX_UDP_PAYLOAD } from "./constants.ts";
+import { SESSION_ID_BYTES, sessionIdBytes, sessionIdHex } from "./session_id.ts";
+import { TokenBucket } from "./token_bucket.ts";
+
+const log = getLogger(["ztna", "relay"]);
+
+/** How long a node has to say hello after its handshake. */
+const HELLO_TIMEOUT_MS = 5_000;
+/** Application close codes the relay uses. */
+export const RelayCloseCode = { Protocol: 1, Forbidden: 2, Replaced: 3 } as const;
+
+/** Options of a relay. */
+export interface RelayOptions {
+  /** Address to listen on (`0.0.0.0:4433`, `[::]:4433`). */
+  listen: SocketAddress;
+  /** The relay's certificate chain and key (PEM files). */
+  certificateFile: string;
+  privateKeyFile: string;
+  /** The organisation's CA certificate (PEM): only nodes it issued get in. */
+  caFile: string;
+  /** Per-node limit on forwarded DATAGRAMs (packets per second; burst is one second's worth). */
+  packetsPerSecond?: number;
+}
+
+/** Counters of a relay. */
+export interface RelayStats {
+  nodesConnected: number;
+  nodesRefused: number;
+  sessionsOpened: number;
+  datagramsForwarded: number;
+  bytesForwarded: number;
+  /** DATAGRAMs dropped: unknown session, sender not in it, peer gone, or rate limited. */
+  droppedNoSession: number;
+  droppedRateLimited: number;
+  droppedPeerQueueFull: number;
+}
+
+/** A connected, authenticated node. */
+interface Node {
+  connection: Connection;
+  grants: Grants;
+  control: MessageStream;
+  observed: string;
+  services: Set<string>;
+  sessions: Set<string>;
+  bucket: TokenBucket;
+}
+
+/** One agent-connector pair. */
+interface Session {
+  id: string;
+  idBytes: Uint8Array;
+  service: string;
+  agent: Node;
+  connector: Node;
+}
+
+/** A running relay. */
+export class Relay {
+  /** Counters. */
+  readonly stats: RelayStats = {
+    nodesConnected: 0,
+    nodesRefused: 0,
+    sessionsOpened: 0,
+    datagramsForwarded: 0,
+    bytesForwarded: 0,
+    droppedNoSession: 0,
+    droppedRateLimited: 0,
+    droppedPeerQueueFull: 0,
+  };
+  readonly #endpoint: Endpoint;
+  readonly #config: QuicConfig;
+  readonly #packetsPerSecond: number;
+  readonly #nodes = new Set<Node>();
+  /** Connectors publishing each service. */
+  readonly #publishers = new Map<string, Set<Node>>();
+  readonly #sessions = new Map<string, Session>();
+
+  private constructor(options: RelayOptions) {
+    this.#packetsPerSecond = options.packetsPerSecond ?? 200_000;
+    this.#config = new QuicConfig({
+      alpn: [RELAY_ALPN],
+      certificateChainFile: options.certificateFile,
+      privateKeyFile: options.privateKeyFile,
+      caFile: options.caFile,
+      verifyPeer: true,
+      idleTimeoutMs: RELAY_IDLE_TIMEOUT_MS,
+      maxSendUdpPayload: RELAY_MAX_UDP_PAYLOAD,
+      datagrams: { receiveQueue: 4096, sendQueue: 4096 },
+    });
+    this.#endpoint = Endpoint.bind({
+      address: options.listen,
+      server: { config: this.#config, onConnection: (c) => this.#admit(c) },
+    });
+  }
+
+  /** Starts a relay listening on `options.listen`. */
+  static start(options: RelayOptions): Relay {
+    return new Relay(options);
+  }
+
+  /** The address it listens on. */
+  get address(): SocketAddress {
+    return this.#endpoint.localAddress;
+  }
+
+  /** Live nodes, sessions and registrations, for status output. */
+  snapshot(): { nodes: number; sessions: number; services: Record<string, number> } {
+    const services: Record<string, number> = {};
+    for (const [service, nodes] of this.#publishers) services[service] = nodes.size;
+    return { nodes: this.#nodes.size, sessions: this.#sessions.size, services };
+  }
+
+  #admit(connection: Connection): void {
+    const grants = readGrants(connection.peerCertificate!);
+    const peer = formatAddress(connection.initialPeer);
+    if (grants.role !== "agent" && grants.role !== "connector") {
+      this.stats.nodesRefused++;
+      log.warn("refused {peer} ({name}): its certificate grants no agent or connector role", {
+        peer,
+        name: grants.name,
+      });
+      connection.close(RelayCloseCode.Forbidden, "certificate grants no agent or connector role");
+      return;
+    }
+    const hello = setTimeout(() => {
+      connection.close(RelayCloseCode.Protocol, "no hello on the control stream");
+    }, HELLO_TIMEOUT_MS);
+    connection.closed.then(() => clearTimeout(hello));
+    let controlStarted = false;
+    connection.onstream = (stream) => {
+      if (controlStarted) {
+        connection.close(RelayCloseCode.Protocol, "only one control stream is allowed");
+        return;
+      }
+      controlStarted = true;
+      clearTimeout(hello);
+      const node: Node = {
+        connection,
+        grants,
+        control: new MessageStream(stream),
+        observed: peer,
+        services: new Set(),
+        sessions: new Set(),
+        bucket: new TokenBucket(this.#packetsPerSecond, this.#packetsPerSecond),
+      };
+      this.#serveControl(node).catch((error) => {
+        log.info("{name}: control stream failed: {error}", { name: grants.name, error });
+        connection.close(RelayCloseCode.Protocol, String((error as Error).message ?? error));
+      });
+    };
+  }
+
+  async #serveControl(node: Node): Promise<void> {
+    const { connection, grants } = node;
+    const first = await node.control.receive();
+    if (first?.type !== "hello") {
+      throw new Error(`expected hello, got ${first ? first.type : "end of stream"}`);
+    }
+    if (first.version !== PROTOCOL_VERSION) {
+      await this.#error(node, "unsupported-version", `relay speaks version ${PROTOCOL_VERSION}`);
+      connection.close(RelayCloseCode.Protocol, "unsupported protocol version");
+      return;
+    }
+    if (first.role !== grants.role) {
+      await this.#error(
+        node,
+        "forbidden",
+        `certificate grants role ${grants.role}, not ${first.role}`,
+      );
+      connection.close(RelayCloseCode.Forbidden, "role not granted");
+      return;
+    }
+    this.#nodes.add(node);
+    this.stats.nodesConnected++;
+    log.info("{role} {name} connected from {peer}", {
+      role: grants.role,
+      name: grants.name,
+      peer: node.observed,
+    });
+    connection.ondatagram = (data) => this.#forward(node, data);
+    connection.onpath = (event) => {
+      // QAD: tell the node when the address we observe for it changes (NAT rebinding).
+      if (event.type === "peer-migrated") {
+        node.observed = formatAddress(event.peer);
+        void node.control.send({ type: "observed-address", observed: node.observed })
+          .catch(() => {});
+      }
+    };
+    connection.closed.then(() => this.#forget(node));
+    await node.control.send({
+      type: "welcome",
+      version: PROTOCOL_VERSION,
+      node: grants.name,
+      observed: node.observed,
+    });
+    for (
+      let message = await node.control.receive();
+      message;
+      message = await node.control.receive()
+    ) {
+      await this.#handle(node, message);
+    }
+  }
+
+  async #handle(node: Node, message: Message): Promise<void> {
+    switch (message.type) {
+      case "register":
+        if (node.grants.role !== "connector" || !node.grants.services.includes(message.service)) {
+          await this.#error(
+            node,
+            "forbidden",
+            `${node.grants.name} may not publish ${message.service}`,
+            { service: message.service },
+          );
+          return;
+        }
+        node.services.add(message.service);
+        if (!this.#publishers.has(message.service)) {
+          this.#publishers.set(message.service, new Set());
+        }
+        this.#publishers.get(message.service)!.add(node);
+        log.info("{name} publishes {service}", {
+          name: node.grants.name,
+          service: message.service,
+        });
+        await node.control.send({ type: "registered", service: message.service });
+        return;
+      case "open-session":
+        await this.#openSession(node, message.service, message.resume);
+        return;
+      case "close-session": {
+        const session = this.#sessions.get(message.session);
+        if (!session || (session.agent !== node && session.connector !== node)) return;
+        this.#closeSession(session, message.reason, node);
+        return;
+      }
+      default:
+        await this.#error(node, "bad-message", `a node may not send "${message.type}"`);
+    }
+  }
+
+  async #openSession(agent: Node, service: string, resume: string | undefined): Promise<void> {
+    if (agent.grants.role !== "agent") {
+      await this.#error(agent, "forbidden", "only agents open sessions", { service });
+      return;
+    }
+    const connectors = [...(this.#publishers.get(service) ?? [])];
+    if (connectors.length === 0) {
+      await this.#error(agent, "unknown-service", `no connector publishes ${service}`, { service });
+      return;
+    }
+    // The least busy connector; a resumed session keeps its ID so its QUIC session lives on.
+    const connector = connectors.sort((a, b) => a.sessions.size - b.sessions.size)[0];
+    const idBytes = resume && !this.#sessions.has(resume)
+      ? sessionIdBytes(resume)
+      : crypto.getRandomValues(new Uint8Array(SESSION_ID_BYTES));
+    const session: Session = { id: sessionIdHex(idBytes), idBytes, service, agent, connector };
+    this.#sessions.set(session.id, session);
+    agent.sessions.add(session.id);
+    connector.sessions.add(session.id);
+    this.stats.sessionsOpened++;
+    log.info("session {id}: {agent} -> {service} at {connector}", {
+      id: session.id,
+      agent: agent.grants.name,
+      service,
+      connector: connector.grants.name,
+    });
+    await connector.control.send({
+      type: "session",
+      session: session.id,
+      service,
+      peer: agent.grants.name,
+      peerObserved: agent.observed,
+      side: "connector",
+    });
+    await agent.control.send({
+      type: "session",
+      session: session.id,
+      service,
+      peer: connector.grants.name,
+      peerObserved: connector.observed,
+      side: "agent",
+    });
+  }
+
+  #forward(from: Node, data: Uint8Array): void {
+    if (data.length <= SESSION_ID_BYTES) {
+      this.stats.droppedNoSession++;
+      return;
+    }
+    const session = this.#sessions.get(sessionIdHex(data.subarray(0, SESSION_ID_BYTES)));
+    const to = session?.agent === from
+      ? session.connector
+      : session?.connector === from
+      ? session.agent
+      : undefined;
+    if (!to) {
+      this.stats.droppedNoSession++;
+      return;
+    }
+    if (!from.bucket.take()) {
+      this.stats.droppedRateLimited++;
+      return;
+    }
+    if (!to.connection.sendDatagram(data)) {
+      this.stats.droppedPeerQueueFull++;
+      return;
+    }
+    this.stats.datagramsForwarded++;
+    this.stats.bytesForwarded += data.length;
+  }
+
+  #closeSession(session: Session, reason: string, by?: Node): void {
+    this.#sessions.delete(session.id);
+    session.agent.sessions.delete(session.id);
+    session.connector.sessions.delete(session.id);
+    for (const node of [session.agent, session.connector]) {
+      if (node === by || node.connection.isClosed) continue;
+      void node.control.send({ type: "close-session", session: session.id, reason }).catch(
+        () => {},
+      );
+    }
+  }
+
+  #forget(node: Node): void {
+    this.#nodes.delete(node);
+    for (const service of node.services) this.#publishers.get(service)?.delete(node);
+    for (const id of node.sessions) {
+      const session = this.#sessions.get(id);
+      if (session) this.#closeSession(session, `${node.grants.name} left the relay`, node);
+    }
+    log.info("{name} disconnected", { name: node.grants.name });
+  }
+
+  async #error(
+    node: Node,
+    code: Extract<Message, { type: "error" }>["code"],
+    message: string,
+    extra: { service?: string; session?: string } = {},
+  ): Promise<void> {
+    log.info("{name}: {code}: {message}", { name: node.grants.name, code, message });
+    await node.control.send({ type: "error", code, message, ...extra });
+  }
+
+  /** Closes every node connection and the socket. */
+  async close(): Promise<void> {
+    await this.#endpoint.close();
+    this.#config.free();
+  }
+}
