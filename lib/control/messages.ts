@@ -77,7 +77,8 @@ export function isSessionId(id: string): boolean {
 }
 
 function field(object: Record<string, unknown>, name: string, kind: "string" | "number"): void {
-  if (typeof object[name] !== kind) {
+  const value = object[name];
+  if (kind === "string" ? typeof value !== "string" : typeof value !== "number") {
     throw new ProtocolError(`"${object.type}" message needs a ${kind} "${name}"`);
   }
 }

@@ -268,7 +268,6 @@ export class Endpoint implements ConnectionHost {
   }
 
   #onBatch(batch: ReceivedBatch): void {
-    const q = quiche();
     const touched: Connection[] = [];
     for (let i = 0; i < batch.count; i++) {
       const length = batch.lengths[i];
