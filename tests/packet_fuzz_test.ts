@@ -226,8 +226,17 @@ function placed(random: (n: number) => number, bytes: Uint8Array): Uint8Array {
   return buffer.subarray(offset, offset + bytes.length);
 }
 
-/** Runs every parser and writer over one packet, checking what they accept; never throws. */
-function exercise(packet: Uint8Array, out: Uint8Array, counts: Map<string, number>) {
+/**
+ * Runs every parser and writer over one packet, checking what they accept. With `inPlace`,
+ * replies and errors are written over the packet itself (in a 1500-byte receive buffer, as a
+ * TUN read leaves it), otherwise into `out`.
+ */
+function exercise(
+  packet: Uint8Array,
+  inPlace: boolean,
+  out: Uint8Array,
+  counts: Map<string, number>,
+) {
   const count = (what: string) => counts.set(what, (counts.get(what) ?? 0) + 1);
   parseIpv4(packet);
   parseIpv6(packet);
@@ -238,6 +247,7 @@ function exercise(packet: Uint8Array, out: Uint8Array, counts: Map<string, numbe
   }
   count("ip:ok");
   assert.ok(ip.payloadOffset >= (ip.version === 4 ? 20 : 40));
+  assert.ok(ip.payloadLength >= 0);
   assert.equal(ip.payloadOffset + ip.payloadLength, ip.packetLength);
   assert.ok(ip.packetLength <= packet.length);
   assert.equal(ip.src.length, ip.version === 4 ? 4 : 16);
@@ -262,21 +272,32 @@ function exercise(packet: Uint8Array, out: Uint8Array, counts: Map<string, numbe
   const icmp = parseIcmp(ip);
   if (isPacketError(icmp)) count(`icmp:${icmp}`);
   else inside("icmp", icmp.dataOffset, icmp.data);
-  const reply = writeEchoReply(packet, out);
+  const receiveBuffer = () => {
+    const buffer = new Uint8Array(Math.max(1500, packet.length));
+    buffer.set(packet);
+    return buffer;
+  };
+  const echoOut = inPlace ? receiveBuffer() : out;
+  const reply = writeEchoReply(inPlace ? echoOut.subarray(0, packet.length) : packet, echoOut);
   if (!isPacketError(reply)) {
     count("echo-reply:written");
-    const parsed = parseIp(out.subarray(0, reply));
+    const parsed = parseIp(echoOut.subarray(0, reply));
     assert.ok(!isPacketError(parsed), `echo reply: ${parsed}`);
     const message = parseIcmp(parsed);
     assert.ok(!isPacketError(message) && message.echo === "reply", `echo reply: ${message}`);
   }
-  const error = writeDestinationUnreachable(packet, out, { code: 1 });
+  const errorOut = inPlace ? receiveBuffer() : out;
+  const error = writeDestinationUnreachable(
+    inPlace ? errorOut.subarray(0, packet.length) : packet,
+    errorOut,
+    { code: 1 },
+  );
   if (isPacketError(error)) {
     count(`unreachable:${error}`);
   } else {
     count("unreachable:written");
     assert.ok(error <= (ip.version === 4 ? 20 + 8 + 60 + 8 : 1280));
-    const parsed = parseIp(out.subarray(0, error));
+    const parsed = parseIp(errorOut.subarray(0, error));
     assert.ok(!isPacketError(parsed), `unreachable: ${parsed}`);
     const message = parseIcmp(parsed);
     assert.ok(!isPacketError(message), `unreachable: ${message}`);
@@ -296,7 +317,7 @@ Deno.test(`fuzz: ${PACKETS} random and mutated packets never throw (seed ${SEED}
     const packet = placed(random, hostile(random, seedPackets, serial));
     const inPlace = serial % 10 === 0;
     try {
-      exercise(packet, inPlace ? packet : out, counts);
+      exercise(packet, inPlace, out, counts);
     } catch (error) {
       const hex = Array.from(packet, (b) => b.toString(16).padStart(2, "0")).join("");
       throw new Error(`packet ${serial} (seed ${SEED}${inPlace ? ", in place" : ""}): ${hex}`, {

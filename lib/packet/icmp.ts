@@ -4,7 +4,7 @@
  */
 import { placeBytes, readU16, writeU16 } from "./bytes.ts";
 import { checksumVerifies, finishChecksum, pseudoHeaderSum, sumWords } from "./checksum.ts";
-import type { PacketError } from "./errors.ts";
+import { isPacketError, type PacketError } from "./errors.ts";
 import { ipHeaderLength, type IpPacket, parseIp, writeIpHeader } from "./ip.ts";
 import { PROTOCOL_ICMP, PROTOCOL_ICMPV6 } from "./protocols.ts";
 
@@ -101,9 +101,9 @@ export function writeEchoReply(
   hopLimit?: number,
 ): number | PacketError {
   const ip = parseIp(request);
-  if (typeof ip === "string") return ip;
+  if (isPacketError(ip)) return ip;
   const message = parseIcmp(ip);
-  if (typeof message === "string") return message;
+  if (isPacketError(message)) return message;
   if (message.echo !== "request") return "not-echo-request";
   const headerLength = ipHeaderLength(ip.src);
   const total = headerLength + ip.payloadLength;

@@ -3,7 +3,7 @@
  * type 1) about an offending packet, with the rules on when no error may be sent.
  */
 import { writeU32 } from "./bytes.ts";
-import type { PacketError } from "./errors.ts";
+import { isPacketError, type PacketError } from "./errors.ts";
 import {
   fillIcmpChecksum,
   ICMP_HEADER_LENGTH,
@@ -59,7 +59,7 @@ export function writeDestinationUnreachable(
   options: UnreachableOptions,
 ): number | PacketError {
   const ip = parseIp(offending);
-  if (typeof ip === "string") return ip;
+  if (isPacketError(ip)) return ip;
   if (errorSuppressed(ip)) return "error-suppressed";
   const src = options.src ?? ip.dst;
   if (src.length !== ip.src.length) {
