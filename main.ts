@@ -7,6 +7,14 @@ import { runCli } from "./lib/cli/run.ts";
 
 /** Implemented commands; adding one is one line. */
 export const COMMANDS: CommandRegistry = {
+  connector: {
+    summary: "publish a private service through the relay (no root)",
+    load: () => import("./cmd/connector.ts"),
+  },
+  agent: {
+    summary: "reach services through a TUN device (root or CAP_NET_ADMIN)",
+    load: () => import("./cmd/agent.ts"),
+  },
   probe: {
     summary: "check a QUIC service: handshake, RTT, path MTU, DATAGRAMs, certificate",
     load: () => import("./cmd/probe.ts"),

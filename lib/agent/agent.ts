@@ -89,7 +89,13 @@ export class Agent {
       addresses: options.tunAddresses,
       routes: options.services.map((s) => `${s.ip}/${s.ip.includes(":") ? 128 : 32}`),
     });
-    const agent = new Agent(options, tun);
+    let agent: Agent;
+    try {
+      agent = new Agent(options, tun);
+    } catch (error) {
+      await tun.close();
+      throw error;
+    }
     try {
       await agent.link.start();
       for (const service of options.services) {

@@ -240,7 +240,8 @@ export class RelayLink {
         this.#onMessage(message);
       }
     } catch (error) {
-      log.warn("relay control stream failed: {error}", { error });
+      if (this.#closing || connection.isClosed) return;
+      log.warn("relay control stream failed: {error}", { error: String(error) });
       connection.close(RelayCloseCode.Protocol, "control stream failed");
     }
   }

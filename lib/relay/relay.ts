@@ -161,7 +161,11 @@ export class Relay {
         bucket: new TokenBucket(this.#packetsPerSecond, this.#packetsPerSecond),
       };
       this.#serveControl(node).catch((error) => {
-        log.info("{name}: control stream failed: {error}", { name: grants.name, error });
+        if (connection.isClosed) return;
+        log.info("{name}: control stream failed: {error}", {
+          name: grants.name,
+          error: String(error),
+        });
         connection.close(RelayCloseCode.Protocol, String((error as Error).message ?? error));
       });
     };
