@@ -137,3 +137,134 @@ Deno.test("relay mode through two NATs: QAD, ping and UDP through the tunnel", a
     assert.notEqual(refused.code, 0);
   });
 });
+
+/** Sends `payload` by UDP from `host` to the service and returns the echo's text (python3 client). */
+async function udpRoundTrip(
+  net: NatTopology["net"],
+  host: NatTopology["agent"],
+  payload: string,
+): Promise<string> {
+  const script = "import socket,sys\n" +
+    "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(2)\n" +
+    `s.sendto(sys.argv[1].encode(),('${SERVICE_IP}',7007))\n` +
+    "print(s.recvfrom(2048)[0].decode())";
+  const result = await net.exec(host, ["python3", "-c", script, payload]);
+  assert.equal(result.code, 0, result.stderr);
+  return result.stdout.trim();
+}
+
+Deno.test("the relay cannot read session traffic: a marker never crosses its interface in clear", async () => {
+  await withTunnel(async ({ topology }) => {
+    const { net, relay, connector, agent } = topology;
+    const marker = `ZTNA-MARKER-${crypto.randomUUID()}`;
+    const dir = await Deno.makeTempDir({ prefix: "ztna-capture-" });
+    try {
+      // Everything the relay receives and forwards crosses its one interface.
+      const relayCapture = net.spawn(relay, [
+        "tcpdump",
+        "-Z",
+        "root",
+        "-i",
+        "v-internet",
+        "-U",
+        "--immediate-mode",
+        "-s",
+        "0",
+        "-w",
+        `${dir}/relay.pcap`,
+        "udp",
+      ]);
+      // Positive control: the connector's loopback, where the plain datagram reaches the target.
+      const targetCapture = net.spawn(connector, [
+        "tcpdump",
+        "-Z",
+        "root",
+        "-i",
+        "lo",
+        "-U",
+        "--immediate-mode",
+        "-s",
+        "0",
+        "-w",
+        `${dir}/target.pcap`,
+        "udp port 7007",
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      for (let i = 0; i < 3; i++) await udpRoundTrip(net, agent, `${marker}-${i}`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await relayCapture.stop();
+      await targetCapture.stop();
+      const relayBytes = await Deno.readFile(`${dir}/relay.pcap`);
+      const targetBytes = await Deno.readFile(`${dir}/target.pcap`);
+      const contains = (haystack: Uint8Array, needle: string) =>
+        new TextDecoder("latin1").decode(haystack).includes(needle);
+      assert.ok(contains(targetBytes, marker), "control: the marker reached the target in clear");
+      assert.ok(relayBytes.length > 5_000, `the relay capture holds ${relayBytes.length} bytes`);
+      assert.equal(contains(relayBytes, marker), false, "the marker crossed the relay in clear");
+      assert.equal(contains(relayBytes, "ZTNA-MARKER"), false);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
+
+Deno.test("refusals end the commands with exit 1 and a clear message", async () => {
+  await withTunnel(async ({ topology, org, relayPort }) => {
+    const { net, agent, connector, addresses } = topology;
+    const run = async (
+      host: typeof agent,
+      args: string[],
+      identity: { certPath: string; keyPath: string },
+      ca = org.caPath,
+    ) => {
+      const result = await net.exec(
+        host,
+        denoCommand(MAIN, [
+          ...args,
+          "--relay",
+          `${addresses.relay}:${relayPort}`,
+          "--relay-name",
+          RELAY_NAME,
+          "--cert",
+          identity.certPath,
+          "--key",
+          identity.keyPath,
+          "--ca",
+          ca,
+        ]),
+        { timeoutMs: 30_000 },
+      );
+      return { code: result.code, stderr: result.stderr };
+    };
+    const agentArgs = ["agent", "--tun", "ztna1", "--service", "db=100.80.0.11"];
+    const unknown = await run(agent, agentArgs, await org.issue("bob", "agent"));
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no connector publishes db/);
+
+    const expired = await run(
+      agent,
+      agentArgs,
+      await org.issue("carol", "agent", [], new Date(Date.now() - 3_600_000)),
+    );
+    assert.equal(expired.code, 1);
+    assert.match(expired.stderr, /TLS alert \d+ \(certificate expired\)|TLS alert/);
+
+    const other = await makeTestOrg("stranger");
+    try {
+      const strangerId = await other.issue("mallory", "agent");
+      const wrongCa = await run(agent, agentArgs, strangerId, other.caPath);
+      assert.equal(wrongCa.code, 1);
+      assert.match(wrongCa.stderr, /TLS alert 48 \(unknown CA\)/);
+    } finally {
+      await other.cleanup();
+    }
+
+    const greedy = await run(
+      connector,
+      ["connector", "--service", "db", "--forward", "127.0.0.1:5432", "--allow", "*"],
+      await org.issue("conn-2", "connector", ["web"]),
+    );
+    assert.equal(greedy.code, 1);
+    assert.match(greedy.stderr, /conn-2 may not publish db/);
+  });
+});
