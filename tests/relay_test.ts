@@ -213,3 +213,30 @@ Deno.test(
     }
   },
 );
+
+Deno.test("a node started before its relay retries with backoff and connects when the relay comes up", async () => {
+  const org = await makeTestOrg("late-relay");
+  const relayId = await identity(org, "relay-1", "relay");
+  const options = { ...relayId, listen: { hostname: "127.0.0.1", port: 0 } };
+  let relay = Relay.start(options);
+  const address = relay.address;
+  await relay.close();
+  const connector = startNode(
+    { address },
+    await identity(org, "conn-1", "connector", ["web"]),
+    "connector",
+  );
+  try {
+    const started = connector.link.start();
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    relay = Relay.start({ ...options, listen: address });
+    await started;
+    assert.equal(connector.link.observed, formatAddress(connector.endpoint.localAddress));
+    await connector.link.register("web");
+    assert.deepEqual(relay.snapshot().services, { web: 1 });
+  } finally {
+    await stopNode(connector);
+    await relay.close();
+    await org.cleanup();
+  }
+});

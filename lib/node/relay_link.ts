@@ -24,6 +24,8 @@ export type SessionAssignment = Extract<Message, { type: "session" }>;
 
 /** Backoff between reconnection attempts: 250 ms doubling up to this cap. */
 const MAX_BACKOFF_MS = 5_000;
+/** How long one attempt waits for the relay's handshake. */
+const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** How long an agent keeps trying to resume a session after the relay came back. */
 const SESSION_RESUME_WINDOW_MS = 60_000;
 /** Keep-alive period, well within the relay's idle timeout and common NAT UDP timeouts. */
@@ -90,9 +92,13 @@ export class RelayLink {
     this.#options = options;
   }
 
-  /** Connects and says hello; rejects with FatalRelayError if the relay refuses this node. */
+  /**
+   * Connects and says hello, retrying with backoff while the relay is
+   * unreachable; rejects with FatalRelayError if the relay refuses this node.
+   */
   async start(): Promise<void> {
-    await this.#connect();
+    this.#connected = this.#establish(false);
+    await this.#connected;
     this.#keepalive = setInterval(() => this.#connection?.ping(), KEEPALIVE_MS);
   }
 
@@ -174,8 +180,21 @@ export class RelayLink {
   async #connect(): Promise<void> {
     const { endpoint, relay, serverName, config, role } = this.#options;
     const connection = endpoint.connect({ peer: relay, serverName, config });
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await connection.established;
+      await Promise.race([
+        connection.established,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => {
+            connection.close(0, "handshake timeout");
+            reject(
+              new Error(
+                `relay ${formatAddress(relay)} did not answer within ${HANDSHAKE_TIMEOUT_MS} ms`,
+              ),
+            );
+          }, HANDSHAKE_TIMEOUT_MS);
+        }),
+      ]);
     } catch (error) {
       const close = error instanceof ConnectionClosedError ? error.close : null;
       if (close && !close.isApplication && close.code >= 0x100 && close.code <= 0x1ff) {
@@ -184,6 +203,8 @@ export class RelayLink {
         );
       }
       throw error;
+    } finally {
+      clearTimeout(timer);
     }
     this.#connection = connection;
     const control = new MessageStream(connection.openStream());
@@ -301,22 +322,29 @@ export class RelayLink {
     this.#control = null;
     log.warn("lost the relay ({reason}); reconnecting", { reason });
     this.#options.onDisconnected?.(reason);
-    this.#connected = this.#reconnect();
+    this.#connected = this.#establish(true);
     this.#connected.catch(() => {});
   }
 
-  async #reconnect(): Promise<void> {
+  /**
+   * Connects, retrying transient failures with capped exponential backoff (and
+   * jitter); after a loss, restores registrations and resumes sessions.
+   */
+  async #establish(afterLoss: boolean): Promise<void> {
     for (let attempt = 0; !this.#closing; attempt++) {
-      const backoff = Math.min(MAX_BACKOFF_MS, 250 * 2 ** attempt) * (0.8 + Math.random() * 0.4);
-      await new Promise((resolve) => setTimeout(resolve, backoff));
-      if (this.#closing) return;
+      if (afterLoss || attempt > 0) {
+        const backoff = Math.min(MAX_BACKOFF_MS, 250 * 2 ** attempt) * (0.8 + Math.random() * 0.4);
+        await new Promise((resolve) => setTimeout(resolve, backoff));
+        if (this.#closing) return;
+      }
       try {
         await this.#connect();
       } catch (error) {
         if (error instanceof FatalRelayError) throw error;
-        log.info("reconnecting to the relay failed: {error}", { error: String(error) });
+        log.info("connecting to the relay failed: {error}; retrying", { error: String(error) });
         continue;
       }
+      if (!afterLoss) return;
       this.reconnects++;
       for (const service of this.#services) {
         await this.#ask(`registered:${service}`, { type: "register", service });
