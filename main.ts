@@ -19,6 +19,18 @@ export const COMMANDS: CommandRegistry = {
     summary: "check a QUIC service: handshake, RTT, path MTU, DATAGRAMs, certificate",
     load: () => import("./cmd/probe.ts"),
   },
+  identity: {
+    summary: "create the organisation's CA and issue relay, connector and agent identities",
+    load: () => import("./cmd/identity.ts"),
+  },
+  relay: {
+    summary: "run the relay that connectors and agents dial out to",
+    load: () => import("./cmd/relay.ts"),
+  },
+  demo: {
+    summary: "bring up relay, connector, agent and a web server in namespaces; fetch a page (root)",
+    load: () => import("./cmd/demo.ts"),
+  },
 };
 
 if (import.meta.main) {

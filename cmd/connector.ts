@@ -7,6 +7,7 @@ import { untilShutdown } from "../lib/cli/shutdown.ts";
 import { Connector } from "../lib/connector/connector.ts";
 import { isServiceName } from "../lib/control/messages.ts";
 import { parseHostPort } from "../lib/net/address.ts";
+import { tcpHandler } from "../lib/connector/tcp_bridge.ts";
 
 const USAGE =
   `Usage: ztna connector --service NAME --forward HOST:PORT [--forward ...] --allow AGENTS
@@ -52,6 +53,7 @@ export const command = defineCommand({
       service,
       forward,
       allow,
+      tcp: tcpHandler,
     });
     console.log(`connector publishing ${service}; relay sees it at ${connector.link.observed}`);
     await untilShutdown();

@@ -5,12 +5,15 @@
  * Needs root.
  */
 import assert from "node:assert/strict";
-import { createNatTopology, denoCommand, type NatTopology } from "./support/netns.ts";
+import { type Child, createNatTopology, denoCommand, type NatTopology } from "../lib/netns/mod.ts";
 import { makeTestOrg, RELAY_NAME, type TestOrg } from "./support/nodes.ts";
-import type { Child } from "./support/process.ts";
+import { pseudoRandomBytes, sha256 } from "./support/bytes.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url);
 const SERVICE_IP = "100.80.0.10";
+const PAGE = "<html><body>hello through ztna</body></html>\n";
+/** 50 MB of pseudo-random bytes for the TCP transfer. */
+const BIG = pseudoRandomBytes(50 * 1024 * 1024, 7);
 
 interface Running {
   topology: NatTopology;
@@ -26,7 +29,10 @@ interface Running {
 async function withTunnel(body: (r: Running) => Promise<void>): Promise<void> {
   const topology = await createNatTopology("ze2e");
   const org = await makeTestOrg("e2e");
+  const webRoot = await Deno.makeTempDir({ prefix: "ztna-web-" });
   try {
+    await Deno.writeTextFile(`${webRoot}/index.html`, PAGE);
+    await Deno.writeFile(`${webRoot}/big.bin`, BIG);
     const relayId = await org.issue("relay-1", "relay");
     const connectorId = await org.issue("conn-1", "connector", ["web"]);
     const agentId = await org.issue("alice", "agent");
@@ -47,6 +53,18 @@ async function withTunnel(body: (r: Running) => Promise<void>): Promise<void> {
       ["serve", "7007"],
     );
     assert.equal(await echo.nextLine(), "READY");
+    const web = net.spawn(connectorHost, [
+      "python3",
+      "-u",
+      "-m",
+      "http.server",
+      "--bind",
+      "127.0.0.1",
+      "--directory",
+      webRoot,
+      "8080",
+    ]);
+    assert.match(await web.nextLine(), /Serving HTTP/);
     const common = [
       "--relay",
       `${addresses.relay}:${relayPort}`,
@@ -63,6 +81,8 @@ async function withTunnel(body: (r: Running) => Promise<void>): Promise<void> {
         "web",
         "--forward",
         "127.0.0.1:7007",
+        "--forward",
+        "127.0.0.1:8080",
         "--allow",
         "alice",
         "--cert",
@@ -93,6 +113,7 @@ async function withTunnel(body: (r: Running) => Promise<void>): Promise<void> {
   } finally {
     await topology.net.destroy();
     await org.cleanup();
+    await Deno.remove(webRoot, { recursive: true });
   }
 }
 
@@ -266,5 +287,38 @@ Deno.test("refusals end the commands with exit 1 and a clear message", async () 
     );
     assert.equal(greedy.code, 1);
     assert.match(greedy.stderr, /conn-2 may not publish db/);
+  });
+});
+
+Deno.test("TCP through the tunnel: an HTTP GET, a 50 MB transfer with equal sha256, 100 concurrent connections", async () => {
+  await withTunnel(async ({ topology }) => {
+    const { net, agent } = topology;
+    const page = await net.exec(agent, [
+      "curl",
+      "-sS",
+      "--max-time",
+      "10",
+      `http://${SERVICE_IP}:8080/`,
+    ]);
+    assert.equal(page.code, 0, page.stderr);
+    assert.equal(page.stdout, PAGE);
+
+    const big = await net.exec(
+      agent,
+      ["sh", "-c", `curl -sS --max-time 120 http://${SERVICE_IP}:8080/big.bin | sha256sum`],
+      { timeoutMs: 150_000 },
+    );
+    assert.equal(big.code, 0, big.stderr);
+    assert.equal(big.stdout.split(" ")[0], sha256(BIG));
+
+    const concurrent = "import concurrent.futures,urllib.request\n" +
+      "def get(i):\n" +
+      `  return urllib.request.urlopen('http://${SERVICE_IP}:8080/', timeout=30).read()\n` +
+      "with concurrent.futures.ThreadPoolExecutor(100) as pool:\n" +
+      "  pages=list(pool.map(get, range(100)))\n" +
+      "print(sum(1 for p in pages if b'hello through ztna' in p))";
+    const many = await net.exec(agent, ["python3", "-c", concurrent], { timeoutMs: 60_000 });
+    assert.equal(many.code, 0, many.stderr);
+    assert.equal(many.stdout.trim(), "100");
   });
 });

@@ -49,6 +49,11 @@ export function isRole(text: string): text is Role {
   return (ROLES as readonly string[]).includes(text);
 }
 
+/** `a relay`, `an agent`. */
+function withArticle(role: Role): string {
+  return `${/^[aeiou]/.test(role) ? "an" : "a"} ${role}`;
+}
+
 /**
  * Validates a request and normalises its names: the role exists, `services`
  * only for (and at least one for) connectors, `hosts` only for (and at least
@@ -64,7 +69,7 @@ export function checkIssueRequest(request: IssueRequest): ValidIssueRequest {
   const hosts = unique(request.hosts.map(checkHostName));
   if (role !== "connector" && services.length > 0) {
     throw new InvalidIdentityRequest(
-      `--service is for connectors only (a ${role} publishes no service)`,
+      `--service is for connectors only (${withArticle(role)} publishes no service)`,
     );
   }
   if (role === "connector" && services.length === 0) {
@@ -74,7 +79,7 @@ export function checkIssueRequest(request: IssueRequest): ValidIssueRequest {
   }
   if (role !== "relay" && hosts.length > 0) {
     throw new InvalidIdentityRequest(
-      `--host is for relays only (nobody dials a ${role} by host name)`,
+      `--host is for relays only (nobody dials ${withArticle(role)} by host name)`,
     );
   }
   if (role === "relay" && hosts.length === 0) {

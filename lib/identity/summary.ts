@@ -6,8 +6,7 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import type { Role } from "../control/messages.ts";
-import { decodePem } from "../pki/pem.ts";
-import { CERTIFICATE_LABEL } from "../pki/pem.ts";
+import { CERTIFICATE_LABEL, decodePem } from "../pki/pem.ts";
 import { describeCertificate } from "../pki/describe.ts";
 import { NODE_DNS_SUFFIX, readGrants, SERVICE_DNS_SUFFIX } from "../pki/grants.ts";
 import { readText } from "./files.ts";

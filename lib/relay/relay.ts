@@ -104,10 +104,15 @@ export class Relay {
       maxSendUdpPayload: RELAY_MAX_UDP_PAYLOAD,
       datagrams: { receiveQueue: 4096, sendQueue: 4096 },
     });
-    this.#endpoint = Endpoint.bind({
-      address: options.listen,
-      server: { config: this.#config, onConnection: (c) => this.#admit(c) },
-    });
+    try {
+      this.#endpoint = Endpoint.bind({
+        address: options.listen,
+        server: { config: this.#config, onConnection: (c) => this.#admit(c) },
+      });
+    } catch (error) {
+      this.#config.free();
+      throw error;
+    }
   }
 
   /** Starts a relay listening on `options.listen`. */

@@ -1,0 +1,59 @@
+/**
+ * TCP for the connector: the userspace TCP stack accepts agents' connections
+ * to forwarded ports (others get a RST) and each one is bridged, both ways and
+ * with half-close, to a real TCP connection to the port's forward target.
+ */
+import { getLogger } from "@logtape/logtape";
+import { formatAddress, type SocketAddress } from "../net/address.ts";
+import { describeFlow, type TcpConnection, TcpStack } from "../tcp/mod.ts";
+import type { TcpHandler } from "./terminator.ts";
+
+const log = getLogger(["ztna", "connector", "tcp"]);
+
+/** Makes the TCP handler of one session: `send` carries packets back to the agent. */
+export function tcpHandler(
+  send: (packet: Uint8Array) => void,
+  targets: Map<number, SocketAddress>,
+): TcpHandler {
+  const stack = new TcpStack({
+    send,
+    accept: (flow) => targets.has(flow.dstPort),
+    onConnection: (connection, flow) => {
+      void bridge(connection, targets.get(flow.dstPort)!, describeFlow(flow));
+    },
+  });
+  return {
+    receive: (packet) => stack.receive(packet),
+    close: () => stack.close(),
+  };
+}
+
+/** Pipes an accepted connection to a new connection to `target` until both directions end. */
+async function bridge(connection: TcpConnection, target: SocketAddress, flow: string) {
+  let socket: Deno.TcpConn;
+  try {
+    socket = await Deno.connect({ hostname: target.hostname, port: target.port });
+  } catch (error) {
+    log.info("{flow}: cannot reach {target}: {error}", {
+      flow,
+      target: formatAddress(target),
+      error: String(error),
+    });
+    connection.abort(`forward target ${formatAddress(target)} unreachable`);
+    return;
+  }
+  const results = await Promise.allSettled([
+    connection.readable.pipeTo(socket.writable),
+    socket.readable.pipeTo(connection.writable),
+  ]);
+  for (const result of results) {
+    if (result.status === "rejected") {
+      log.debug("{flow}: bridge ended with {error}", { flow, error: String(result.reason) });
+    }
+  }
+  try {
+    socket.close();
+  } catch {
+    // Already closed by the pipes.
+  }
+}
