@@ -6,7 +6,7 @@
  * started directly.
  */
 import assert from "node:assert/strict";
-import { createNatTopology, type Topology } from "./support/netns.ts";
+import { createNatTopology, type Topology } from "../lib/netns/mod.ts";
 
 const UDP_SCRIPT = new URL("./support/udp_echo_main.ts", import.meta.url);
 

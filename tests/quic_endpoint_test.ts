@@ -12,7 +12,7 @@ import { makeTestPki, SERVER_NAME, type TestPki } from "./support/certificates.t
 import { echo } from "./support/echo.ts";
 import { waitFor } from "./support/bytes.ts";
 import { datagramRoundTrips, streamRoundTrip } from "./support/exchange.ts";
-import { spawnChild } from "./support/process.ts";
+import { spawnChild } from "../lib/netns/mod.ts";
 
 const ALPN = "ztna-test";
 const DATAGRAM_QUEUES = { receiveQueue: 4096, sendQueue: 4096 };

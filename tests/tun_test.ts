@@ -9,7 +9,7 @@ import { IfReq, In6IfReq, In6RtMsg, PollFd, RtEntry, SockaddrIn, TUN } from "../
 import { ipv4Netmask, parseTunConfig } from "../lib/tun/config.ts";
 import { tunUnsupportedReason } from "../lib/tun/support.ts";
 import type { SeenRequest } from "./support/tun_echo_main.ts";
-import { type Host, Topology } from "./support/netns.ts";
+import { type Host, Topology } from "../lib/netns/mod.ts";
 
 const ECHO_SCRIPT = new URL("./support/tun_echo_main.ts", import.meta.url);
 

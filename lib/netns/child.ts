@@ -1,17 +1,39 @@
-/** Child processes for tests: started with this Deno, read line by line, always reaped. */
+/** Child processes read line by line and always reaped: the processes a topology runs. */
+import { LineLog } from "./line_log.ts";
+
+/** What becomes of a child's stderr. */
+export type StderrMode =
+  /** Shared with this process (so failures show in test output). */
+  | "inherit"
+  /** Read continuously into the child's {@link LineLog}. */
+  | "capture";
+
+/** Options of {@link spawnChild}. */
+export interface SpawnOptions {
+  /** Default `inherit`. */
+  stderr?: StderrMode;
+}
 
 /** A running child whose stdout is read as lines. */
 export interface Child {
   process: Deno.ChildProcess;
+  /** Its stderr lines when started with `stderr: "capture"`, else null. */
+  stderr: LineLog | null;
   /** The next stdout line; rejects after `timeoutMs` or when stdout ends. */
   nextLine(timeoutMs?: number): Promise<string>;
   /** Sends SIGTERM (if still running) and waits for the exit status. */
   stop(): Promise<Deno.CommandStatus>;
 }
 
-/** Starts `command args` with piped stdout (stderr inherited, so failures show in test output). */
-export function spawnChild(command: string, args: string[]): Child {
-  const process = new Deno.Command(command, { args, stdout: "piped", stderr: "inherit" }).spawn();
+/** Starts `command args` with piped stdout (and stderr as `options.stderr` says). */
+export function spawnChild(command: string, args: string[], options: SpawnOptions = {}): Child {
+  const capture = options.stderr === "capture";
+  const process = new Deno.Command(command, {
+    args,
+    stdout: "piped",
+    stderr: capture ? "piped" : "inherit",
+  }).spawn();
+  const stderr = capture ? new LineLog(process.stderr, `${command} stderr`) : null;
   const reader = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let buffered = "";
   let exited = false;
@@ -21,6 +43,7 @@ export function spawnChild(command: string, args: string[]): Child {
   });
   return {
     process,
+    stderr,
     async nextLine(timeoutMs = 15_000) {
       const deadline = Date.now() + timeoutMs;
       while (!buffered.includes("\n")) {
@@ -56,6 +79,7 @@ export function spawnChild(command: string, args: string[]): Child {
       }
       const result = await status;
       await reader.cancel().catch(() => {});
+      await stderr?.ended;
       return result;
     },
   };

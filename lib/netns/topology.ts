@@ -1,22 +1,18 @@
 /**
- * Real hosts for tests: one network namespace per host, veth pairs between
- * them, iptables MASQUERADE for NAT routers. Needs root, `ip` (iproute2) and
- * `iptables`. Nothing is attached to the root namespace, so no packet leaves
- * the namespaces, and interface names only need to be unique per namespace;
- * namespace names carry a random suffix so runs never collide.
+ * Real hosts on one machine: one network namespace per host, veth pairs
+ * between them, iptables MASQUERADE for NAT routers. Needs root, `ip`
+ * (iproute2) and `iptables`. Nothing is attached to the root namespace, so no
+ * packet leaves the namespaces, and interface names only need to be unique per
+ * namespace; namespace names carry a random suffix so runs never collide.
  *
  * Teardown order matters (the reverse has wedged the kernel): `destroy()`
  * stops every process first, then deletes the links inside each namespace,
  * and only then the namespaces. Always call it in `finally`.
  */
-import { type Child, spawnChild } from "./process.ts";
-
-/** A finished command. */
-export interface ExecResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { type Child, spawnChild, type StderrMode } from "./child.ts";
+import { denoCommand } from "./deno_command.ts";
+import { type ExecResult, rootCommand } from "./root_command.ts";
+import { kill, KILL_GRACE_MS, sleep, TERM_GRACE_MS, terminate } from "./process_control.ts";
 
 /** A host: a network namespace. */
 export interface Host {
@@ -52,20 +48,11 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** `exec` only: kill the command after this long and throw (default 30 s). */
   timeoutMs?: number;
+  /** `spawn` only: what becomes of the process's stderr (default `inherit`). */
+  stderr?: StderrMode;
 }
 
-/** The repository's deno.json, so scripts resolve the import map wherever they run. */
-const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
-/** How long a stopped process gets after SIGTERM, then after SIGKILL. */
-const TERM_GRACE_MS = 3_000;
-const KILL_GRACE_MS = 5_000;
 const MAX_INTERFACE_NAME = 15;
-
-/** The argv of `deno run` for `script` with all permissions and this repository's config. */
-export function denoCommand(script: string | URL, args: string[] = []): string[] {
-  const path = script instanceof URL ? script.pathname : script;
-  return [Deno.execPath(), "run", "-A", "--unstable-net", "--config", CONFIG, path, ...args];
-}
 
 /** A set of namespaces, links and processes, torn down together by `destroy()`. */
 export class Topology {
@@ -85,7 +72,7 @@ export class Topology {
       throw new Error(`invalid topology prefix "${prefix}": use 1-12 of a-z 0-9`);
     }
     if (Deno.uid() !== 0) {
-      throw new Error("network namespace tests need root (ip netns, veth, iptables)");
+      throw new Error("network namespaces need root (ip netns, veth, iptables)");
     }
     const suffix = crypto.getRandomValues(new Uint8Array(2));
     const hex = Array.from(suffix, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -214,10 +201,10 @@ export class Topology {
     }
   }
 
-  /** Starts a long-running `command` in `host`; `destroy()` stops it if the test does not. */
+  /** Starts a long-running `command` in `host`; `destroy()` stops it if the caller does not. */
   spawn(host: Host, command: string[], options: RunOptions = {}): Child {
     this.#checkOpen();
-    const child = spawnChild("ip", this.#argv(host, command, options));
+    const child = spawnChild("ip", this.#argv(host, command, options), { stderr: options.stderr });
     this.#processes.add(child.process);
     child.process.status.finally(() => this.#processes.delete(child.process));
     return child;
@@ -358,114 +345,4 @@ function interfaceName(name: string): string {
   const short = name.slice(0, MAX_INTERFACE_NAME);
   if (!/^[A-Za-z0-9_.-]+$/.test(short)) throw new Error(`invalid interface name "${name}"`);
   return short;
-}
-
-/** Runs a short command in the root namespace; never throws on a non-zero exit. */
-async function rootCommand(argv: string[]): Promise<ExecResult> {
-  const output = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-function kill(process: Deno.ChildProcess, signal: Deno.Signal): void {
-  try {
-    process.kill(signal);
-  } catch {
-    // Already exited.
-  }
-}
-
-/** SIGTERM, wait; then SIGKILL, wait until it has exited. */
-async function terminate(process: Deno.ChildProcess): Promise<void> {
-  kill(process, "SIGTERM");
-  const exited = await Promise.race([process.status.then(() => true), sleep(TERM_GRACE_MS)]);
-  if (exited) return;
-  kill(process, "SIGKILL");
-  await Promise.race([process.status, sleep(KILL_GRACE_MS)]);
-}
-
-function sleep(ms: number): Promise<false> {
-  return new Promise((resolve) => setTimeout(() => resolve(false), ms));
-}
-
-/** The NAT topology's hosts and addresses. */
-export interface NatTopology {
-  net: Topology;
-  /** Routes between the public /24s; has no route to the private networks. */
-  internet: Host;
-  relay: Host;
-  natA: Host;
-  natB: Host;
-  /** Behind `natA`. */
-  agent: Host;
-  /** Behind `natB`. */
-  connector: Host;
-  addresses: {
-    relay: string;
-    natAPublic: string;
-    natBPublic: string;
-    agent: string;
-    connector: string;
-  };
-}
-
-/**
- * Builds: relay, natA and natB on "public" 198.18.0.0/15 subnets routed by an
- * `internet` host; agent on 10.200.1.0/24 behind natA, connector on
- * 10.200.2.0/24 behind natB (MASQUERADE on each NAT's public side). On
- * failure the partial topology is destroyed before the error propagates.
- */
-export async function createNatTopology(prefix: string): Promise<NatTopology> {
-  const net = await Topology.create(prefix);
-  try {
-    const [internet, relay, natA, natB, agent, connector] = await Promise.all(
-      ["internet", "relay", "natA", "natB", "agent", "connector"].map((name) => net.addHost(name)),
-    );
-    await net.link(relay, internet, { aAddress: "198.18.1.2/24", bAddress: "198.18.1.1/24" });
-    await net.link(natA, internet, { aAddress: "198.18.2.2/24", bAddress: "198.18.2.1/24" });
-    await net.link(natB, internet, { aAddress: "198.18.3.2/24", bAddress: "198.18.3.1/24" });
-    const a = await net.link(agent, natA, { aAddress: "10.200.1.2/24", bAddress: "10.200.1.1/24" });
-    const b = await net.link(connector, natB, {
-      aAddress: "10.200.2.2/24",
-      bAddress: "10.200.2.1/24",
-    });
-    await net.forwarding(internet);
-    await net.route(relay, "default", "198.18.1.1");
-    await net.route(natA, "default", "198.18.2.1");
-    await net.route(natB, "default", "198.18.3.1");
-    await net.route(agent, "default", "10.200.1.1");
-    await net.route(connector, "default", "10.200.2.1");
-    await net.nat(natA, { inside: a.bName, outside: "v-internet" });
-    await net.nat(natB, { inside: b.bName, outside: "v-internet" });
-    return {
-      net,
-      internet,
-      relay,
-      natA,
-      natB,
-      agent,
-      connector,
-      addresses: {
-        relay: "198.18.1.2",
-        natAPublic: "198.18.2.2",
-        natBPublic: "198.18.3.2",
-        agent: "10.200.1.2",
-        connector: "10.200.2.2",
-      },
-    };
-  } catch (error) {
-    await net.destroy().catch((cleanup) => {
-      throw new AggregateError([error, cleanup], `building the NAT topology ${net.id} failed`);
-    });
-    throw error;
-  }
 }

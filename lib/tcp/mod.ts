@@ -1,0 +1,13 @@
+/**
+ * A user-space TCP endpoint for the connector: it accepts (passive open only) the connections
+ * agents' kernels open, from raw IPv4/IPv6 packets, and exposes each as a pair of byte
+ * streams with back-pressure, ready to bridge to a real socket. Outgoing segments are handed
+ * back as IP packets. See `TcpStack`.
+ */
+export { type TcpConfig, type TcpTuning } from "./config.ts";
+export { TcpConnection } from "./connection.ts";
+export type { TcpCounters } from "./counters.ts";
+export { TcpConnectionError, type TcpErrorCode } from "./errors.ts";
+export { describeFlow, type TcpFlow } from "./flow.ts";
+export { TcpStack, type TcpStackOptions } from "./stack.ts";
+export type { TcpState } from "./state.ts";

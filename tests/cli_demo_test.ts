@@ -1,0 +1,117 @@
+/**
+ * `ztna demo` as an operator runs it: a real process that builds namespaces,
+ * starts the relay, a web server, the connector and the agent, fetches a page
+ * through the tunnel and leaves nothing behind; and the refusal without root.
+ * Needs root.
+ */
+import assert from "node:assert/strict";
+import { demoPage } from "../lib/demo/page.ts";
+import type { DemoReport } from "../lib/demo/report.ts";
+import { NEEDS_ROOT } from "../lib/demo/preflight.ts";
+import { DEMO } from "../lib/demo/settings.ts";
+import { NAT_ADDRESSES } from "../lib/netns/mod.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const REPO = new URL("..", import.meta.url).pathname;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `[prefix...] deno run main.ts args` to completion (killed after 120 s). */
+async function ztna(
+  args: string[],
+  prefix: string[] = [],
+  env: Record<string, string> = {},
+): Promise<Run> {
+  const argv = [...prefix, Deno.execPath(), "run", "-A", "--unstable-net", MAIN, ...args];
+  const output = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    cwd: REPO,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(120_000),
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+function describe(run: Run): string {
+  return `exit ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`;
+}
+
+async function namespaces(): Promise<string[]> {
+  const output = await new Deno.Command("ip", { args: ["netns", "list"], stdout: "piped" })
+    .output();
+  return new TextDecoder().decode(output.stdout).split("\n").map((line) => line.split(" ")[0]);
+}
+
+Deno.test("ztna demo --json: a page through the tunnel via both NATs, then nothing left", async () => {
+  const run = await ztna(["demo", "--json"]);
+  assert.equal(run.code, 0, describe(run));
+  const report = JSON.parse(run.stdout) as DemoReport & { pathText: string };
+
+  assert.equal(report.http.status, 200);
+  assert.equal(report.http.url, `http://${DEMO.serviceIp}:${DEMO.web.port}/`);
+  const pageBytes = new TextEncoder().encode(demoPage("0".repeat(16))).length;
+  assert.equal(report.http.bytes, pageBytes);
+
+  assert.equal(report.ping.received, report.ping.sent);
+  assert.ok(report.ping.avgMs !== null && report.ping.avgMs < 100, `RTT ${report.ping.avgMs} ms`);
+
+  const hops = Object.fromEntries(report.path.map((hop) => [hop.hop, hop.address]));
+  assert.deepEqual(Object.keys(hops), [
+    "agent",
+    "agent-nat",
+    "relay",
+    "connector-nat",
+    "connector",
+    "web",
+  ]);
+  assert.equal(hops.agent, NAT_ADDRESSES.agent);
+  // The NATs as the relay observed them: each NAT's public address, some port.
+  assert.match(hops["agent-nat"], new RegExp(`^${NAT_ADDRESSES.natAPublic}:\\d+$`));
+  assert.equal(hops.relay, `${NAT_ADDRESSES.relay}:${DEMO.relayPort}`);
+  assert.match(hops["connector-nat"], new RegExp(`^${NAT_ADDRESSES.natBPublic}:\\d+$`));
+  assert.equal(hops.connector, NAT_ADDRESSES.connector);
+  assert.equal(hops.web, "127.0.0.1:8080");
+  assert.match(report.pathText, /^agent 10\.200\.1\.2 → NAT 198\.18\.2\.2:\d+ → relay /);
+  assert.ok(report.setupMs > 0 && report.setupMs < 60_000, `setup ${report.setupMs} ms`);
+
+  assert.match(report.topology, /^ztnademo-[0-9a-f]{4}$/);
+  const left = (await namespaces()).filter((name) => name.startsWith(`${report.topology}-`));
+  assert.deepEqual(left, []);
+});
+
+Deno.test("ztna demo without root: exit 1 and says why, creating nothing", async () => {
+  const denoDir = await Deno.makeTempDir({ prefix: "ztna-nobody-" });
+  try {
+    await Deno.chown(denoDir, 65534, 65534);
+    const before = await namespaces();
+    const run = await ztna(
+      ["demo"],
+      ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"],
+      { DENO_DIR: denoDir, HOME: denoDir },
+    );
+    assert.equal(run.code, 1, describe(run));
+    assert.equal(run.stderr.trim(), NEEDS_ROOT);
+    assert.equal(run.stdout, "");
+    assert.deepEqual(await namespaces(), before);
+  } finally {
+    await Deno.remove(denoDir, { recursive: true });
+  }
+});
+
+Deno.test("ztna demo with a bad option value: usage error, exit 2", async () => {
+  const run = await ztna(["demo", "--keep-going-ms", "soon"]);
+  assert.equal(run.code, 2, describe(run));
+  assert.match(run.stderr, /invalid --keep-going-ms 'soon': expected an integer >= 0/);
+});

@@ -1,0 +1,15 @@
+/** Small helpers over Deno.Conn's read/write for the lib/tcp namespace tests. */
+
+/** Writes all of `data` to `conn`. */
+export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  for (let at = 0; at < data.length;) at += await conn.write(data.subarray(at));
+}
+
+/** Closes `conn`, ignoring that it may be closed already. */
+export function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
