@@ -41,5 +41,6 @@ export async function fetchPage(topology: NatTopology, token: string): Promise<H
         `with ${answer.bytes} bytes that are not the demo page`,
     );
   }
-  return { url: DEMO_URL, status: answer.status, bytes: answer.bytes, ms: answer.ms };
+  const ms = Math.round(answer.ms * 10) / 10;
+  return { url: DEMO_URL, status: answer.status, bytes: answer.bytes, ms };
 }
