@@ -23,6 +23,8 @@ interface Running {
   agent: Child;
   connectorLine: string;
   agentLine: string;
+  /** Stops the relay process (waiting for it to exit) and starts a new one on the same port. */
+  restartRelay(downMs: number): Promise<void>;
 }
 
 /** Starts relay, UDP echo target, connector and agent; `body` runs with them up. */
@@ -37,16 +39,25 @@ async function withTunnel(body: (r: Running) => Promise<void>): Promise<void> {
     const connectorId = await org.issue("conn-1", "connector", ["web"]);
     const agentId = await org.issue("alice", "agent");
     const { net, relay, connector: connectorHost, agent: agentHost, addresses } = topology;
-    const relayProcess = net.spawnDeno(relay, new URL("./support/relay_main.ts", import.meta.url), [
-      "0.0.0.0",
-      "4433",
-      relayId.certPath,
-      relayId.keyPath,
-      org.caPath,
-    ]);
-    const ready = await relayProcess.nextLine();
-    const relayPort = Number(/^READY (\d+)$/.exec(ready)?.[1]);
-    assert.equal(relayPort, 4433, ready);
+    const startRelay = async () => {
+      const process = net.spawnDeno(relay, new URL("./support/relay_main.ts", import.meta.url), [
+        "0.0.0.0",
+        "4433",
+        relayId.certPath,
+        relayId.keyPath,
+        org.caPath,
+      ]);
+      const ready = await process.nextLine();
+      assert.equal(ready, "READY 4433");
+      return process;
+    };
+    let relayProcess = await startRelay();
+    const relayPort = 4433;
+    const restartRelay = async (downMs: number) => {
+      await relayProcess.stop();
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      relayProcess = await startRelay();
+    };
     const echo = net.spawnDeno(
       connectorHost,
       new URL("./support/udp_echo_main.ts", import.meta.url),
@@ -109,7 +120,16 @@ async function withTunnel(body: (r: Running) => Promise<void>): Promise<void> {
       ]),
     );
     const agentLine = await agent.nextLine(20_000);
-    await body({ topology, org, relayPort, connector, agent, connectorLine, agentLine });
+    await body({
+      topology,
+      org,
+      relayPort,
+      connector,
+      agent,
+      connectorLine,
+      agentLine,
+      restartRelay,
+    });
   } finally {
     await topology.net.destroy();
     await org.cleanup();
@@ -208,10 +228,21 @@ Deno.test("the relay cannot read session traffic: a marker never crosses its int
         "0",
         "-w",
         `${dir}/target.pcap`,
-        "udp port 7007",
+        "udp port 7007 or tcp port 8080",
       ]);
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       for (let i = 0; i < 3; i++) await udpRoundTrip(net, agent, `${marker}-${i}`);
+      // And over TCP: the marker is in the HTTP request line (a 404, but it crosses the tunnel).
+      const tcp = await net.exec(agent, [
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        `http://${SERVICE_IP}:8080/${marker}-tcp`,
+      ]);
+      assert.equal(tcp.stdout, "404", tcp.stderr);
       await new Promise((resolve) => setTimeout(resolve, 300));
       await relayCapture.stop();
       await targetCapture.stop();
@@ -219,7 +250,11 @@ Deno.test("the relay cannot read session traffic: a marker never crosses its int
       const targetBytes = await Deno.readFile(`${dir}/target.pcap`);
       const contains = (haystack: Uint8Array, needle: string) =>
         new TextDecoder("latin1").decode(haystack).includes(needle);
-      assert.ok(contains(targetBytes, marker), "control: the marker reached the target in clear");
+      assert.ok(contains(targetBytes, `${marker}-0`), "control: the UDP marker reached the target");
+      assert.ok(
+        contains(targetBytes, `${marker}-tcp`),
+        "control: the TCP marker reached the target",
+      );
       assert.ok(relayBytes.length > 5_000, `the relay capture holds ${relayBytes.length} bytes`);
       assert.equal(contains(relayBytes, marker), false, "the marker crossed the relay in clear");
       assert.equal(contains(relayBytes, "ZTNA-MARKER"), false);
@@ -320,5 +355,26 @@ Deno.test("TCP through the tunnel: an HTTP GET, a 50 MB transfer with equal sha2
     const many = await net.exec(agent, ["python3", "-c", concurrent], { timeoutMs: 60_000 });
     assert.equal(many.code, 0, many.stderr);
     assert.equal(many.stdout.trim(), "100");
+  });
+});
+
+Deno.test("a relay restart in the middle of a 50 MB TCP download: nodes reconnect, the download completes intact", async () => {
+  await withTunnel(async ({ topology, restartRelay }) => {
+    const { net, agent } = topology;
+    // Throttled so the relay goes down mid-transfer (about 5 s at 10 MB/s).
+    const download = net.exec(
+      agent,
+      [
+        "sh",
+        "-c",
+        `curl -sS --limit-rate 10M --max-time 120 http://${SERVICE_IP}:8080/big.bin | sha256sum`,
+      ],
+      { timeoutMs: 150_000 },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await restartRelay(1_000);
+    const result = await download;
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout.split(" ")[0], sha256(BIG));
   });
 });
