@@ -12,6 +12,17 @@ import { pseudoRandomBytes, sha256 } from "./support/bytes.ts";
 const MAIN = new URL("../main.ts", import.meta.url);
 const SERVICE_IP = "100.80.0.10";
 const PAGE = "<html><body>hello through ztna</body></html>\n";
+/** A TCP server that needs half-close: it answers only after the client's FIN. */
+const HALF_CLOSE_SERVER = "import hashlib,socket\n" +
+  "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n" +
+  "s.bind(('127.0.0.1',9090));s.listen(8);print('READY')\n" +
+  "while True:\n" +
+  "  c,_=s.accept();h=hashlib.sha256()\n" +
+  "  while True:\n" +
+  "    d=c.recv(65536)\n" +
+  "    if not d: break\n" +
+  "    h.update(d)\n" +
+  "  c.sendall(h.hexdigest().encode());c.close()";
 /** 50 MB of pseudo-random bytes for the TCP transfer. */
 const BIG = pseudoRandomBytes(50 * 1024 * 1024, 7);
 
@@ -76,6 +87,9 @@ async function withTunnel(body: (r: Running) => Promise<void>): Promise<void> {
       "8080",
     ]);
     assert.match(await web.nextLine(), /Serving HTTP/);
+    // Reads each connection to EOF, then answers with the sha256 of what it read.
+    const digest = net.spawn(connectorHost, ["python3", "-u", "-c", HALF_CLOSE_SERVER]);
+    assert.equal(await digest.nextLine(), "READY");
     const common = [
       "--relay",
       `${addresses.relay}:${relayPort}`,
@@ -94,6 +108,8 @@ async function withTunnel(body: (r: Running) => Promise<void>): Promise<void> {
         "127.0.0.1:7007",
         "--forward",
         "127.0.0.1:8080",
+        "--forward",
+        "127.0.0.1:9090",
         "--allow",
         "alice",
         "--cert",
@@ -355,6 +371,21 @@ Deno.test("TCP through the tunnel: an HTTP GET, a 50 MB transfer with equal sha2
     const many = await net.exec(agent, ["python3", "-c", concurrent], { timeoutMs: 60_000 });
     assert.equal(many.code, 0, many.stderr);
     assert.equal(many.stdout.trim(), "100");
+
+    // Half-close: the client ends its direction and still reads the answer.
+    const halfClose = "import socket\n" +
+      `c=socket.create_connection(('${SERVICE_IP}',9090),timeout=30)\n` +
+      "c.sendall(bytes(range(256))*4096);c.shutdown(socket.SHUT_WR)\n" +
+      "r=b''\n" +
+      "while True:\n" +
+      "  d=c.recv(100)\n" +
+      "  if not d: break\n" +
+      "  r+=d\n" +
+      "print(r.decode())";
+    const answer = await net.exec(agent, ["python3", "-c", halfClose], { timeoutMs: 60_000 });
+    assert.equal(answer.code, 0, answer.stderr);
+    const sent = new Uint8Array(256 * 4096).map((_, i) => i % 256);
+    assert.equal(answer.stdout.trim(), sha256(sent));
   });
 });
 

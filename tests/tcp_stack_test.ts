@@ -454,3 +454,73 @@ Deno.test("malformed and non-TCP packets are counted and dropped", async () => {
     await peer.run();
   });
 });
+
+Deno.test("SACK recovery resends every lost hole within one round trip, nothing SACKed", async () => {
+  await withPeer({}, async (peer) => {
+    const { iss, connection } = await peer.handshake(ISN, {
+      mss: 536,
+      windowScale: 7,
+      sackPermitted: true,
+    });
+    const base = iss + 1;
+    const at = (i: number) => (base + 536 * i) >>> 0;
+    const ack = (sack: Array<[number, number]>, cumulative = at(1)) =>
+      peer.send({
+        seq: ISN + 1,
+        ack: cumulative,
+        flags: TCP_ACK,
+        window: 1024,
+        options: { sack },
+      });
+    peer.send({ seq: ISN + 1, ack: base, flags: TCP_ACK, window: 1024 });
+    await connection.writable.getWriter().write(new Uint8Array(30 * 536));
+    await peer.run();
+    assert.equal(peer.take().length, 10);
+    // Segments 1 and 4 are lost; the peer SACKs 2, 3, 5, 6, 7 as they arrive.
+    ack([], at(1));
+    ack([[at(2), at(3)]]);
+    ack([[at(2), at(4)]]);
+    ack([[at(5), at(6)], [at(2), at(4)]]);
+    ack([[at(5), at(7)], [at(2), at(4)]]);
+    ack([[at(5), at(8)], [at(2), at(4)]]);
+    await peer.run();
+    const resent = peer.take().filter((s) => s.seq - base < 10 * 536);
+    assert.deepEqual(resent.map((s) => (s.seq - base) / 536), [1, 4], describe(resent));
+    assert.equal(peer.stack.counters.fastRetransmits, 1);
+    assert.equal(peer.stack.counters.retransmissions, 2);
+  });
+});
+
+Deno.test("Karn: an ACK after a retransmission gives no RTT sample; the backed-off RTO stays", async () => {
+  await withPeer({ minRtoMs: 200 }, async (peer) => {
+    const { iss, connection } = await peer.handshake(ISN); // RTT 0 ms: RTO 200 ms
+    const writer = connection.writable.getWriter();
+    await writer.write(text("a"));
+    await peer.run(200);
+    assert.equal(peer.take().length, 2, "sent, then resent after 200 ms");
+    await peer.run(50);
+    peer.send({ seq: ISN + 1, ack: iss + 2, flags: TCP_ACK }); // 250 ms after the first send
+    await writer.write(text("b"));
+    await peer.run();
+    assert.equal(peer.takeOne().seq, iss + 2);
+    await peer.run(399);
+    assert.deepEqual(peer.take(), [], "a 250 ms sample would have made the RTO 281 ms");
+    await peer.run(1);
+    assert.equal(peer.takeOne().seq, iss + 2, "resent after the backed-off 400 ms");
+  });
+});
+
+Deno.test("closing the stack resets every connection", async () => {
+  await withPeer({}, async (peer) => {
+    const { iss, connection } = await peer.handshake(ISN);
+    peer.stack.close();
+    const reset = peer.takeOne();
+    assert.deepEqual([reset.seq, reset.ack, reset.flags], [iss + 1, ISN + 1, TCP_RST | TCP_ACK]);
+    await assert.rejects(
+      connection.readable.getReader().read(),
+      (error: TcpConnectionError) => error.code === "stack-closed",
+    );
+    peer.send({ seq: ISN, flags: TCP_SYN, srcPort: 1 });
+    assert.deepEqual(peer.take(), [], "a closed stack ignores packets");
+  });
+});

@@ -1,11 +1,13 @@
 /**
  * TCP for the connector: the userspace TCP stack accepts agents' connections
  * to forwarded ports (others get a RST) and each one is bridged, both ways and
- * with half-close, to a real TCP connection to the port's forward target.
+ * with half-close, to a real TCP connection to the port's forward target. Its
+ * MSS follows the tunnel MTU, so every segment fits one session DATAGRAM.
  */
 import { getLogger } from "@logtape/logtape";
 import { formatAddress, type SocketAddress } from "../net/address.ts";
-import { describeFlow, type TcpConnection, TcpStack } from "../tcp/mod.ts";
+import { bridge, describeFlow, type TcpConnection, TcpStack } from "../tcp/mod.ts";
+import { TUNNEL_MTU } from "../node/configs.ts";
 import type { TcpHandler } from "./terminator.ts";
 
 const log = getLogger(["ztna", "connector", "tcp"]);
@@ -16,10 +18,11 @@ export function tcpHandler(
   targets: Map<number, SocketAddress>,
 ): TcpHandler {
   const stack = new TcpStack({
+    mtu: TUNNEL_MTU,
     send,
     accept: (flow) => targets.has(flow.dstPort),
     onConnection: (connection, flow) => {
-      void bridge(connection, targets.get(flow.dstPort)!, describeFlow(flow));
+      void connectAndBridge(connection, targets.get(flow.dstPort)!, describeFlow(flow));
     },
   });
   return {
@@ -28,8 +31,8 @@ export function tcpHandler(
   };
 }
 
-/** Pipes an accepted connection to a new connection to `target` until both directions end. */
-async function bridge(connection: TcpConnection, target: SocketAddress, flow: string) {
+/** Bridges an accepted connection to a new connection to `target` until both directions end. */
+async function connectAndBridge(connection: TcpConnection, target: SocketAddress, flow: string) {
   let socket: Deno.TcpConn;
   try {
     socket = await Deno.connect({ hostname: target.hostname, port: target.port });
@@ -42,18 +45,10 @@ async function bridge(connection: TcpConnection, target: SocketAddress, flow: st
     connection.abort(`forward target ${formatAddress(target)} unreachable`);
     return;
   }
-  const results = await Promise.allSettled([
-    connection.readable.pipeTo(socket.writable),
-    socket.readable.pipeTo(connection.writable),
-  ]);
-  for (const result of results) {
-    if (result.status === "rejected") {
-      log.debug("{flow}: bridge ended with {error}", { flow, error: String(result.reason) });
-    }
-  }
   try {
-    socket.close();
-  } catch {
-    // Already closed by the pipes.
+    // Reads, writes and closeWrite, so a half-close stays a half-close both ways.
+    await bridge(connection, socket);
+  } catch (error) {
+    log.debug("{flow}: bridge ended with {error}", { flow, error: String(error) });
   }
 }

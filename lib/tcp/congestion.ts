@@ -59,10 +59,11 @@ export class NewReno {
   }
 
   /**
-   * The third duplicate ACK for `ack`: enters fast recovery and returns true if the caller
-   * must fast-retransmit (not when `ack` is below `recover`, RFC 6582 step 2).
+   * Loss detected at `ack` (three duplicate ACKs, or SACKs): enters fast recovery and returns
+   * true if the caller must fast-retransmit (not when `ack` is below `recover`, RFC 6582
+   * step 2, nor when already recovering).
    */
-  onThirdDuplicate(ack: number, flight: number, sndMax: number): boolean {
+  enterRecovery(ack: number, flight: number, sndMax: number): boolean {
     if (this.inRecovery || !seqGe(ack, this.recover)) return false;
     this.ssthresh = Math.max(flight / 2, 2 * this.#mss);
     this.cwnd = this.ssthresh + 3 * this.#mss;

@@ -16,6 +16,10 @@ export interface TcpCounters {
   segmentsOut: number;
   /** Segments sent again: RTO, fast retransmit, NewReno partial ACK, SYN-ACK. */
   retransmissions: number;
+  /** Retransmission timer expirations (each resends from the first unacknowledged byte). */
+  retransmissionTimeouts: number;
+  /** Fast retransmits: on the third duplicate ACK (RFC 5681). */
+  fastRetransmits: number;
   /** Data segments received ahead of a gap and buffered (or dropped when the buffer was full). */
   outOfOrder: number;
   /** Packets that failed IP or TCP parsing (bad checksum, truncated, bad offsets, port 0). */
@@ -41,6 +45,8 @@ export function zeroCounters(): TcpCounters {
     segmentsIn: 0,
     segmentsOut: 0,
     retransmissions: 0,
+    retransmissionTimeouts: 0,
+    fastRetransmits: 0,
     outOfOrder: 0,
     droppedMalformed: 0,
     droppedNotTcp: 0,

@@ -68,7 +68,7 @@ export function segmentArrives(tcb: Tcb, seg: TcpSegment, now: number): void {
   }
   if (tcb.state === "FIN_WAIT_2") tcb.closeAt = now + tcb.host.config.finWait2TimeoutMs;
   let fin = (flags & TCP_FIN) !== 0;
-  if (seg.payload.length > 0 || (offset === 0 && window === 0 && length > 0)) {
+  if (seg.payload.length > 0) {
     if (acceptsData(tcb.state)) {
       if (receiveData(tcb, seg.seq, seg.payload)) fin = false;
     } else {
@@ -83,14 +83,15 @@ export function segmentArrives(tcb: Tcb, seg: TcpSegment, now: number): void {
 /**
  * RFC 9293's acceptability test, plus: a segment overlapping the window at all is acceptable
  * (it is trimmed later), and at a zero window one starting exactly at RCV.NXT is, so its ACK
- * is processed and its data answered with an ACK.
+ * is processed and its data answered with an ACK (a FIN there is accepted: it needs no
+ * buffer space).
  */
 function acceptable(offset: number, length: number, window: number): boolean {
   if (length === 0) return window === 0 ? offset === 0 : offset >= 0 && offset < window;
   return (offset < window && offset + length > 0) || (window === 0 && offset === 0);
 }
 
-/** The ACK field of `seg` for a synchronized connection. */
+/** The ACK field (and SACK blocks) of `seg` for a synchronized connection. */
 function processAck(tcb: Tcb, seg: TcpSegment, now: number): void {
   const ack = seg.ack;
   const window = seg.window * 2 ** tcb.sndScale;
@@ -109,11 +110,13 @@ function processAck(tcb: Tcb, seg: TcpSegment, now: number): void {
     }
     tcb.sndUna = ack;
     if (seqLt(tcb.sndNxt, ack)) tcb.sndNxt = ack;
+    tcb.scoreboard.acknowledge(ack);
+    takeSack(tcb, seg);
     tcb.retries = 0;
     const kind = tcb.congestion.onNewAck(ack, acked, flight);
     if (kind !== "partial") tcb.dupAcks = 0;
     tcb.rtoAt = tcb.sndUna === tcb.sndMax ? Infinity : now + tcb.rtt.rto;
-    if (kind === "partial") tcb.retransmitFirst(now);
+    if (kind === "partial") tcb.retransmitLost(now, true);
     updateWindow(tcb, seg, window);
     if (tcb.finQueued && !tcb.finAcked && seqGt(ack, tcb.dataEnd)) tcb.onFinAcked(now);
     if (tcb.state !== "CLOSED") {
@@ -122,21 +125,34 @@ function processAck(tcb: Tcb, seg: TcpSegment, now: number): void {
     }
     return;
   }
-  const duplicate = ack === tcb.sndUna && seg.payload.length === 0 &&
-    !(seg.flags & (TCP_SYN | TCP_FIN)) && flight > 0 && window === tcb.sndWnd;
+  // A duplicate ACK: RFC 5681's definition, or (RFC 6675) one that SACKs new data.
+  const sackedNew = ack === tcb.sndUna && takeSack(tcb, seg);
+  const duplicate = ack === tcb.sndUna && flight > 0 && (sackedNew || (
+    seg.payload.length === 0 && !(seg.flags & (TCP_SYN | TCP_FIN)) && window === tcb.sndWnd
+  ));
   if (duplicate) {
     tcb.dupAcks++;
-    if (tcb.congestion.inRecovery) {
-      tcb.congestion.onDuplicateInRecovery();
-      tcb.host.requestFlush(tcb);
+    const congestion = tcb.congestion;
+    if (congestion.inRecovery) {
+      if (!tcb.retransmitLost(now, false)) congestion.onDuplicateInRecovery();
     } else if (
-      tcb.dupAcks === 3 && tcb.congestion.onThirdDuplicate(ack, flight, tcb.sndMax)
+      (tcb.dupAcks >= 3 || tcb.sackShowsLoss()) &&
+      congestion.enterRecovery(ack, flight, tcb.sndMax)
     ) {
-      tcb.retransmitFirst(now);
-      tcb.host.requestFlush(tcb);
+      tcb.host.counters.fastRetransmits++;
+      tcb.rexmitNext = ack;
+      tcb.retransmitLost(now, true);
     }
+    tcb.host.requestFlush(tcb); // limited transmit or an inflated window may send new data
   }
   updateWindow(tcb, seg, window);
+}
+
+/** Feeds `seg`'s SACK blocks to the scoreboard; true if they covered new data. */
+function takeSack(tcb: Tcb, seg: TcpSegment): boolean {
+  const blocks = seg.options.sack;
+  if (!blocks || !tcb.sackPermitted) return false;
+  return tcb.scoreboard.update(blocks, tcb.sndUna, tcb.sndMax);
 }
 
 /** Takes the peer's window from `seg` unless an older segment's (RFC 9293 SND.WL1/WL2). */
@@ -171,7 +187,7 @@ function receiveData(tcb: Tcb, seq: number, payload: Uint8Array): boolean {
   const cut = data.length > window - start;
   if (cut) data = data.subarray(0, Math.max(0, window - start));
   if (data.length === 0) {
-    tcb.sendAck();
+    if (cut) tcb.sendAck(); // nothing fits the window: the peer learns it is (still) closed
     return cut;
   }
   if (start > 0) {

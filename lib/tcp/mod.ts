@@ -4,7 +4,8 @@
  * streams with back-pressure, ready to bridge to a real socket. Outgoing segments are handed
  * back as IP packets. See `TcpStack`.
  */
-export { type TcpConfig, type TcpTuning } from "./config.ts";
+export { bridge, type BridgeSocket } from "./bridge.ts";
+export type { TcpConfig, TcpTuning } from "./config.ts";
 export { TcpConnection } from "./connection.ts";
 export type { TcpCounters } from "./counters.ts";
 export { TcpConnectionError, type TcpErrorCode } from "./errors.ts";

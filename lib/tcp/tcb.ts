@@ -26,6 +26,7 @@ import { describeFlow, type TcpFlow } from "./flow.ts";
 import { Reassembly } from "./reassembly.ts";
 import { ReceiveQueue } from "./receive_queue.ts";
 import { RttEstimator } from "./rtt.ts";
+import { SackScoreboard } from "./scoreboard.ts";
 import { buildSegment, type Endpoints, type OutgoingSegment } from "./segment.ts";
 import { isActiveState, type TcpState } from "./state.ts";
 
@@ -67,6 +68,8 @@ const DEFAULT_PEER_MSS = { 4: 536, 6: 1220 } as const;
 const MIN_MSS = 64;
 /** Most SACK blocks sent (4 fit in the 40 option bytes without timestamps). */
 const MAX_SACK_BLOCKS = 4;
+/** A hole is lost once more than this many segments' worth above it is SACKed (RFC 6675). */
+const LOST_THRESHOLD_SEGMENTS = 2;
 
 /** One connection's control block; fields are shared with `input.ts`. */
 export class Tcb implements Endpoints {
@@ -111,6 +114,10 @@ export class Tcb implements Endpoints {
   readonly rtt: RttEstimator;
   timing: Timing | undefined;
   dupAcks = 0;
+  /** What the peer SACKed above sndUna. */
+  readonly scoreboard = new SackScoreboard();
+  /** Sequence number up to which the current loss recovery has resent holes. */
+  rexmitNext: number;
   /** Consecutive retransmission timeouts without progress. */
   retries = 0;
   /** Zero-window probes sent without any ACK in reply. */
@@ -178,6 +185,7 @@ export class Tcb implements Endpoints {
     this.sndUna = this.iss;
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
+    this.rexmitNext = this.iss;
     this.bufferSeq = seqAdd(this.iss, 1);
     this.sndWnd = syn.window; // never scaled in a SYN
     this.maxSndWnd = syn.window;
@@ -300,9 +308,11 @@ export class Tcb implements Endpoints {
     for (;;) {
       const flight = seqDiff(this.sndNxt, this.sndUna);
       const pending = seqDiff(this.dataEnd, this.sndNxt);
+      // Limited transmit (RFC 3042): a new segment for each of the first two duplicate ACKs.
+      const limited = this.congestion.inRecovery ? 0 : Math.min(this.dupAcks, 2) * this.mss;
       const usable = force && !sent
         ? this.mss
-        : Math.min(this.sndWnd, this.congestion.cwnd) - flight;
+        : Math.min(this.sndWnd, this.congestion.cwnd + limited) - flight;
       let length = Math.max(0, Math.min(this.mss, pending, usable));
       // Sender silly-window avoidance: no small segment while data is in flight, unless it
       // is all there is to send.
@@ -324,16 +334,40 @@ export class Tcb implements Endpoints {
     this.rearm();
   }
 
-  /** Resends the first unacknowledged segment (fast retransmit, NewReno partial ACK). */
-  retransmitFirst(now: number): void {
+  /**
+   * Loss recovery's retransmission: the next hole the SACK scoreboard shows lost, at or
+   * after what this recovery already resent; failing that, with `first` (fast retransmit,
+   * NewReno partial ACK), the first unacknowledged segment unless this recovery already
+   * resent it. Returns whether a segment went out.
+   */
+  retransmitLost(now: number, first: boolean): boolean {
+    const from = seqGt(this.rexmitNext, this.sndUna) ? this.rexmitNext : this.sndUna;
+    const hole = this.scoreboard.lostHole(from, LOST_THRESHOLD_SEGMENTS * this.mss);
+    let start: number;
+    let end: number;
+    if (hole) {
+      [start, end] = hole;
+    } else if (first && !seqLt(this.sndUna, this.rexmitNext)) {
+      [start, end] = [this.sndUna, this.sndMax];
+    } else {
+      return false;
+    }
     const length = Math.max(
       0,
-      Math.min(this.mss, seqDiff(this.dataEnd, this.sndUna), seqDiff(this.sndMax, this.sndUna)),
+      Math.min(this.mss, seqDiff(end, start), seqDiff(this.dataEnd, start)),
     );
-    const fin = this.finQueued && seqAdd(this.sndUna, length) === this.dataEnd &&
-      seqGt(this.sndMax, this.dataEnd);
-    if (length === 0 && !fin) return;
-    this.#sendData(this.sndUna, length, fin, now);
+    const fin = this.finQueued && seqAdd(start, length) === this.dataEnd &&
+      seqGt(this.sndMax, this.dataEnd) && seqGt(end, this.dataEnd);
+    if (length === 0 && !fin) return false;
+    this.#sendData(start, length, fin, now);
+    this.rexmitNext = seqAdd(start, length + (fin ? 1 : 0));
+    return true;
+  }
+
+  /** Whether the SACK scoreboard shows the first unacknowledged segment lost. */
+  sackShowsLoss(): boolean {
+    return this.scoreboard.lostHole(this.sndUna, LOST_THRESHOLD_SEGMENTS * this.mss) !==
+      undefined;
   }
 
   /** One data (and/or FIN) segment from `seq`; counts retransmissions, times new data. */
@@ -501,9 +535,12 @@ export class Tcb implements Endpoints {
       return;
     }
     this.retries++;
+    this.host.counters.retransmissionTimeouts++;
     this.rtt.backoff();
     this.congestion.onTimeout(seqDiff(this.sndMax, this.sndUna), this.sndMax);
     this.dupAcks = 0;
+    this.scoreboard.clear();
+    this.rexmitNext = this.sndUna;
     this.sndNxt = this.sndUna;
     this.output(now, true);
     this.rtoAt = now + this.rtt.rto;

@@ -2,8 +2,8 @@
  * A kernel-TCP echo server for the lib/tcp namespace tests:
  * `deno run -A tcp_echo_main.ts` listens on 127.0.0.1 (any port), prints `READY <port>`, and
  * echoes every connection until the client finishes sending, then half-closes (FIN). A
- * connection whose first bytes are `QUIT` gets `bye` and is closed at once instead (the
- * server closes first).
+ * connection whose first bytes are `QUIT` gets `bye` and our FIN at once instead (the server
+ * closes first), then is closed when the client's FIN arrives.
  */
 import { writeAll } from "./tcp_io.ts";
 

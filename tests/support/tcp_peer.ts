@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import FakeTimers from "@sinonjs/fake-timers";
 import {
+  formatIpAddress,
   isPacketError,
   parseIp,
   parseIpAddress,
@@ -173,8 +174,8 @@ export function parseSent(packet: Uint8Array): Sent {
   const tcp = parseTcp(ip);
   assert.ok(!isPacketError(tcp), `the stack sent a bad TCP segment: ${tcp}`);
   return {
-    src: [...ip.src].join("."),
-    dst: [...ip.dst].join("."),
+    src: formatIpAddress(ip.src),
+    dst: formatIpAddress(ip.dst),
     srcPort: tcp.srcPort,
     dstPort: tcp.dstPort,
     seq: tcp.seq,
