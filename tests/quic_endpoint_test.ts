@@ -318,3 +318,30 @@ Deno.test("a client without a certificate is refused with TLS alert 116", async 
     }
   });
 });
+
+Deno.test("a slow reader's flow-control updates go out at once: no stall at the window edge", async () => {
+  await withPair(
+    {
+      serverHost: "127.0.0.1",
+      clientHost: "127.0.0.1",
+      // A 32 KiB stream window and a 3 s idle timeout: a withheld window update stalls the
+      // sender until the connection dies.
+      overrides: { initialMaxStreamData: 32 * 1024, idleTimeoutMs: 3_000 },
+    },
+    async (ctx) => {
+      const connection = await connectPair(ctx);
+      const stream = connection.openStream();
+      const data = new Uint8Array(1 << 20).map((_, i) => i % 251);
+      const writing = stream.write(data, true);
+      let received = 0;
+      for (let chunk = await stream.read(); chunk; chunk = await stream.read()) {
+        received += chunk.length;
+        // Every read happens later, outside any packet processing.
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      await writing;
+      assert.equal(received, data.length);
+      assert.equal(connection.isClosed, false);
+    },
+  );
+});

@@ -73,6 +73,8 @@ export interface UdpSocketStats {
   sendCalls: number;
   truncatedDropped: number;
   sendErrors: number;
+  /** Failed receive calls and failed batch handlers (the loop carries on). */
+  receiveErrors: number;
   /** False once the kernel refused a segmentation offload and it was turned off. */
   gso: boolean;
   gro: boolean;
@@ -278,6 +280,7 @@ export class UdpSocket {
     sendCalls: 0,
     truncatedDropped: 0,
     sendErrors: 0,
+    receiveErrors: 0,
     gso: true,
     gro: false,
   };
@@ -383,16 +386,23 @@ export class UdpSocket {
 
   /**
    * Starts the receive loop: `onBatch` is called synchronously for every batch of
-   * datagrams until the socket closes. Call once. The promise settles when the
-   * loop ends: on close, or with the error of a failed `recvmmsg`.
+   * datagrams until the socket closes. Call once. A failing `recvmmsg` or a
+   * throwing `onBatch` is counted and reported to `onError`, and the loop goes
+   * on: a socket never goes deaf. The promise resolves when the socket closes.
    */
-  receive(onBatch: (batch: ReceivedBatch) => void): Promise<void> {
+  receive(
+    onBatch: (batch: ReceivedBatch) => void,
+    onError: (error: Error) => void = () => {},
+  ): Promise<void> {
     if (this.#readLoop) throw new Error("UdpSocket.receive() called twice");
-    this.#readLoop = this.#runReadLoop(onBatch);
+    this.#readLoop = this.#runReadLoop(onBatch, onError);
     return this.#readLoop;
   }
 
-  async #runReadLoop(onBatch: (batch: ReceivedBatch) => void): Promise<void> {
+  async #runReadLoop(
+    onBatch: (batch: ReceivedBatch) => void,
+    onError: (error: Error) => void,
+  ): Promise<void> {
     const c = libc();
     const receive = this.#receive;
     const batch = receive.batch;
@@ -428,7 +438,12 @@ export class UdpSocket {
         batch.count = n;
         this.stats.packetsReceived += n;
         this.stats.receiveCalls++;
-        onBatch(batch);
+        try {
+          onBatch(batch);
+        } catch (error) {
+          this.stats.receiveErrors++;
+          onError(error as Error);
+        }
         // A full batch means more may be queued: go round again, yielding to the
         // event loop through a zero-timeout poll so timers and writers still run.
         if (count === RECEIVE_BUFFERS) {
@@ -437,7 +452,10 @@ export class UdpSocket {
         }
       } else if (count < 0) {
         const code = new Deno.UnsafePointerView(c.__errno_location()!).getInt32();
-        if (code !== LINUX.EAGAIN && code !== LINUX.EINTR) throw syscallError("recvmmsg", code);
+        if (code !== LINUX.EAGAIN && code !== LINUX.EINTR) {
+          this.stats.receiveErrors++;
+          onError(syscallError("recvmmsg", code));
+        }
       }
       await c.poll(this.#readPollFds, 2n, -1);
     }

@@ -180,8 +180,14 @@ export class Endpoint implements ConnectionHost {
       this.#blocked.clear();
       for (const connection of blocked) this.wake(connection);
     });
-    this.#receiving = socket.receive((batch) => this.#onBatch(batch));
-    this.#receiving.catch((error) => log.error("UDP receive loop failed: {error}", { error }));
+    this.#receiving = socket.receive(
+      (batch) => this.#onBatch(batch),
+      (error) =>
+        log.error("receiving on {address}: {error}", {
+          address: formatAddress(socket.localAddress),
+          error,
+        }),
+    );
   }
 
   /** Binds an endpoint's socket; with `server`, it also accepts connections. */

@@ -141,6 +141,9 @@ export class QuicStream {
       throw error;
     }
     if (result.length < 0) return undefined;
+    // Reading frees flow-control credit: let the endpoint send the window update now,
+    // or a peer blocked on it waits for an unrelated packet (or the idle timeout).
+    this.#host.wake();
     if (result.length === 0 && result.fin) {
       this.#finish("read");
       return null;
