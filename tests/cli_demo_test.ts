@@ -10,42 +10,21 @@ import type { DemoReport } from "../lib/demo/report.ts";
 import { NEEDS_ROOT } from "../lib/demo/preflight.ts";
 import { DEMO } from "../lib/demo/settings.ts";
 import { NAT_ADDRESSES } from "../lib/netns/mod.ts";
+import { assertExit, type ExecResult, REPO, ztna } from "./support/cli.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const REPO = new URL("..", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `[prefix...] deno run main.ts args` to completion (killed after 120 s). */
-async function ztna(
+/** Runs `[prefix...] deno run main.ts args` in the repository to completion (killed after 120 s). */
+function demo(
   args: string[],
   prefix: string[] = [],
   env: Record<string, string> = {},
-): Promise<Run> {
-  const argv = [...prefix, Deno.execPath(), "run", "-A", "--unstable-net", MAIN, ...args];
-  const output = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
+): Promise<ExecResult> {
+  return ztna(args, {
     cwd: REPO,
     env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(120_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-function describe(run: Run): string {
-  return `exit ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`;
+    prefix,
+    denoFlags: ["-A", "--unstable-net"],
+    timeoutMs: 120_000,
+  });
 }
 
 async function namespaces(): Promise<string[]> {
@@ -55,8 +34,8 @@ async function namespaces(): Promise<string[]> {
 }
 
 Deno.test("ztna demo --json: a page through the tunnel via both NATs, then nothing left", async () => {
-  const run = await ztna(["demo", "--json"]);
-  assert.equal(run.code, 0, describe(run));
+  const run = await demo(["demo", "--json"]);
+  assertExit(run, 0);
   const report = JSON.parse(run.stdout) as DemoReport & { pathText: string };
 
   assert.equal(report.http.status, 200);
@@ -96,12 +75,12 @@ Deno.test("ztna demo without root: exit 1 and says why, creating nothing", async
   try {
     await Deno.chown(denoDir, 65534, 65534);
     const before = await namespaces();
-    const run = await ztna(
+    const run = await demo(
       ["demo"],
       ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"],
       { DENO_DIR: denoDir, HOME: denoDir },
     );
-    assert.equal(run.code, 1, describe(run));
+    assertExit(run, 1);
     assert.equal(run.stderr.trim(), NEEDS_ROOT);
     assert.equal(run.stdout, "");
     assert.deepEqual(await namespaces(), before);
@@ -111,7 +90,7 @@ Deno.test("ztna demo without root: exit 1 and says why, creating nothing", async
 });
 
 Deno.test("ztna demo with a bad option value: usage error, exit 2", async () => {
-  const run = await ztna(["demo", "--keep-going-ms", "soon"]);
-  assert.equal(run.code, 2, describe(run));
+  const run = await demo(["demo", "--keep-going-ms", "soon"]);
+  assertExit(run, 2);
   assert.match(run.stderr, /invalid --keep-going-ms 'soon': expected an integer >= 0/);
 });

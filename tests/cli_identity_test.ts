@@ -9,47 +9,8 @@ import * as x509 from "@peculiar/x509";
 import { decodePem, readGrants, readIdentityFiles } from "../lib/pki/mod.ts";
 import { CERTIFICATE_LABEL } from "../lib/pki/pem.ts";
 import { summarizeCertificateFile } from "../lib/identity/summary.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `ztna args` in `cwd` to completion (killed after 30 s) and collects its output. */
-async function ztna(args: string[], cwd?: string): Promise<Run> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(30_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-/** Asserts the exit status, showing the output when it differs. */
-function assertExit(run: Run, code: number): void {
-  assert.equal(run.code, code, `exit ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
-}
-
-/** Runs `body` with a fresh temp directory, removed afterwards. */
-async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ztna-cli-identity-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { assertExit, ztna } from "./support/cli.ts";
+import { withTempDir } from "./support/temp_dir.ts";
 
 /** The DER of the first certificate in a PEM file. */
 async function certificateDer(path: string): Promise<Uint8Array> {
@@ -69,7 +30,7 @@ async function initCa(dir: string, name = "Example Org"): Promise<string> {
 }
 
 Deno.test("identity init-ca creates ca.crt and a 0600 ca.key, and says to keep the key offline", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("ztna-cli-identity-", async (dir) => {
     const caDir = `${dir}/org/ca`;
     const run = await ztna(["identity", "init-ca", "--dir", caDir, "--name", "Example Org"]);
     assertExit(run, 0);
@@ -91,7 +52,7 @@ Deno.test("identity init-ca creates ca.crt and a 0600 ca.key, and says to keep t
 });
 
 Deno.test("identity init-ca refuses to overwrite an existing CA, exit 1, files untouched", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("ztna-cli-identity-", async (dir) => {
     const caDir = await initCa(dir);
     const before = await Deno.readTextFile(`${caDir}/ca.key`);
     const run = await ztna(["identity", "init-ca", "--dir", caDir]);
@@ -113,7 +74,7 @@ Deno.test("identity init-ca refuses to overwrite an existing CA, exit 1, files u
 });
 
 Deno.test("identity issue for each role writes NAME.crt, a 0600 NAME.key and ca.crt with the grants", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("ztna-cli-identity-", async (dir) => {
     const caDir = await initCa(dir);
     const caPem = await Deno.readTextFile(`${caDir}/ca.crt`);
     const caCert = new x509.X509Certificate(decodePem(CERTIFICATE_LABEL, caPem));
@@ -213,7 +174,7 @@ Deno.test("identity issue for each role writes NAME.crt, a 0600 NAME.key and ca.
 });
 
 Deno.test("identity issue refuses to overwrite an identity or mix CAs, exit 1", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("ztna-cli-identity-", async (dir) => {
     const caDir = await initCa(dir);
     const out = `${dir}/alice`;
     const args = ["identity", "issue", "--ca-dir", caDir, "--name", "alice", "--role", "agent"];
@@ -259,7 +220,7 @@ Deno.test("identity issue refuses to overwrite an identity or mix CAs, exit 1", 
 });
 
 Deno.test("identity usage errors name the problem, exit 2, and write nothing", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("ztna-cli-identity-", async (dir) => {
     const caDir = await initCa(dir);
     const out = `${dir}/out`;
     const issue = (
@@ -346,7 +307,7 @@ Deno.test("identity usage errors name the problem, exit 2, and write nothing", a
 });
 
 Deno.test("identity show prints name, role, services, hosts, validity and issuer", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("ztna-cli-identity-", async (dir) => {
     const caDir = await initCa(dir, "Example Org");
     const issue = (...args: string[]) => ztna(["identity", "issue", "--ca-dir", caDir, ...args]);
     assertExit(

@@ -6,20 +6,16 @@
  * with no CA key anywhere; signals stop it with exit 0; a busy port is exit 1.
  */
 import assert from "node:assert/strict";
-import { type NodeIdentity, relayClientConfig, sessionConfig } from "../lib/node/configs.ts";
-import { RelayLink } from "../lib/node/relay_link.ts";
+import type { NodeIdentity } from "../lib/node/configs.ts";
 import { formatAddress, parseHostPort, type SocketAddress } from "../lib/net/address.ts";
-import type { Connection } from "../lib/quic/connection.ts";
 import { Endpoint } from "../lib/quic/endpoint.ts";
-import type { QuicConfig } from "../lib/quic/config.ts";
-import { serviceServerName } from "../lib/pki/mod.ts";
 import { summarizeCertificateFile } from "../lib/identity/summary.ts";
 import { defaultStateDir, resolveStateDir } from "../lib/state_dir.ts";
 import { waitFor } from "./support/bytes.ts";
-import { echo } from "./support/echo.ts";
+import { assertExit, MAIN, ztna } from "./support/cli.ts";
 import { datagramRoundTrips, streamRoundTrip } from "./support/exchange.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+import { openSession, startNode, stopNode } from "./support/nodes.ts";
+import { withTempDir } from "./support/temp_dir.ts";
 
 /** One JSON Lines log record of the relay process. */
 interface LogRecord {
@@ -100,39 +96,6 @@ class RelayProcess {
   }
 }
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `ztna args` in `cwd` to completion (killed after 30 s). */
-async function ztna(
-  args: string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
-): Promise<Run> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
-    cwd: options.cwd,
-    env: options.env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(30_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-/** Asserts the exit status, showing the output when it differs. */
-function assertExit(run: Run, code: number): void {
-  assert.equal(run.code, code, `exit ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
-}
-
 /** Splits a POSIX shell command line of plain and single-quoted words. */
 function shellWords(line: string): string[] {
   const words: string[] = [];
@@ -151,47 +114,6 @@ function issuedFiles(dir: string, name: string): NodeIdentity {
   };
 }
 
-/** A node in this test process: its endpoint, relay link and configs to free. */
-interface TestNode {
-  endpoint: Endpoint;
-  link: RelayLink;
-  configs: QuicConfig[];
-  accepted: Connection[];
-}
-
-/** Starts a node dialling `relay` by `serverName`; a connector echoes the sessions it accepts. */
-function startNode(
-  relay: SocketAddress,
-  serverName: string,
-  identity: NodeIdentity,
-  role: "connector" | "agent",
-): TestNode {
-  const relayConfig = relayClientConfig(identity);
-  const session = sessionConfig(identity);
-  const accepted: Connection[] = [];
-  const endpoint = Endpoint.bind({
-    address: { hostname: "127.0.0.1", port: 0 },
-    server: role === "connector"
-      ? { config: session, onConnection: (c) => (accepted.push(c), echo(c)) }
-      : undefined,
-  });
-  const link: RelayLink = new RelayLink({
-    endpoint,
-    relay,
-    serverName,
-    config: relayConfig,
-    role,
-    onSession: (assignment) => link.attachSession(assignment),
-  });
-  return { endpoint, link, configs: [relayConfig, session], accepted };
-}
-
-async function stopNode(node: TestNode): Promise<void> {
-  node.link.close();
-  await node.endpoint.close();
-  for (const config of node.configs) config.free();
-}
-
 /**
  * Connects a connector publishing `web` and an agent to the relay, opens a
  * session and checks DATAGRAMs and a stream go through it end to end.
@@ -202,21 +124,14 @@ async function sessionThroughRelay(
   connectorId: NodeIdentity,
   agentId: NodeIdentity,
 ): Promise<void> {
-  const connector = startNode(relay, serverName, connectorId, "connector");
-  const agent = startNode(relay, serverName, agentId, "agent");
+  const connector = startNode(relay, connectorId, "connector", serverName);
+  const agent = startNode(relay, agentId, "agent", serverName);
   try {
     await connector.link.start();
     await agent.link.start();
     assert.equal(agent.link.observed, formatAddress(agent.endpoint.localAddress), "QAD");
     await connector.link.register("web");
-    const assignment = await agent.link.openSession("web");
-    const peer = agent.link.attachSession(assignment);
-    const session = agent.endpoint.connect({
-      peer: peer.address,
-      serverName: serviceServerName("web"),
-      config: agent.configs[1],
-    });
-    await session.established;
+    const session = await openSession(agent, "web");
     await waitFor(() => connector.accepted.length === 1, "the connector to accept the session");
     assert.equal(await datagramRoundTrips(session, 200), 200);
     const stream = await streamRoundTrip(session, 256 << 10);
@@ -224,16 +139,6 @@ async function sessionThroughRelay(
   } finally {
     await stopNode(agent);
     await stopNode(connector);
-  }
-}
-
-/** Runs `body` with a fresh temp directory, removed afterwards. */
-async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ztna-cli-relay-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
   }
 }
 
@@ -249,7 +154,7 @@ async function filesUnder(dir: string): Promise<string[]> {
 }
 
 Deno.test("relay first run: creates CA and identity, prints the issue commands; issued nodes connect; second run reuses", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("ztna-cli-relay-", async (dir) => {
     const state = `${dir}/state`;
     const env = { ZTNA_STATE_DIR: state };
     const first = new RelayProcess(["--listen", "127.0.0.1:0"], env);
@@ -348,7 +253,7 @@ Deno.test("relay first run: creates CA and identity, prints the issue commands; 
 });
 
 Deno.test("relay with --cert/--key/--ca runs with no CA key anywhere and creates nothing; SIGINT exits 0", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("ztna-cli-relay-", async (dir) => {
     const caDir = `${dir}/offline-ca`;
     assertExit(await ztna(["identity", "init-ca", "--dir", caDir, "--name", "Offline Org"]), 0);
     const issue = (...args: string[]) => ztna(["identity", "issue", "--ca-dir", caDir, ...args]);
@@ -423,7 +328,7 @@ Deno.test("relay with --cert/--key/--ca runs with no CA key anywhere and creates
 });
 
 Deno.test("relay on a port in use fails with one clear line, exit 1", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("ztna-cli-relay-", async (dir) => {
     const busy = Endpoint.bind({ address: { hostname: "127.0.0.1", port: 0 } });
     try {
       const target = formatAddress(busy.localAddress);
@@ -444,7 +349,7 @@ Deno.test("relay on a port in use fails with one clear line, exit 1", async () =
 });
 
 Deno.test("relay refuses identities that cannot work, exit 1", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("ztna-cli-relay-", async (dir) => {
     const caDir = `${dir}/ca`;
     assertExit(await ztna(["identity", "init-ca", "--dir", caDir]), 0);
     assertExit(await ztna(["identity", "init-ca", "--dir", `${dir}/other`]), 0);

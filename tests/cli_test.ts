@@ -12,38 +12,11 @@ import { Endpoint } from "../lib/quic/endpoint.ts";
 import type { CloseReason } from "../lib/quic/errors.ts";
 import { VERSION } from "../lib/version.ts";
 import { makeTestPki, SERVER_NAME, type TestPki } from "./support/certificates.ts";
+import { assertExit, type ExecResult, REPO, ztna as runZtna } from "./support/cli.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const REPO = new URL("..", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `ztna args` to completion (killed after 30 s) and collects its output. */
-async function ztna(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
-    cwd: REPO,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(30_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-/** Asserts the exit status, showing the output when it differs. */
-function assertExit(run: Run, code: number): void {
-  assert.equal(run.code, code, `exit ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
+/** Runs `ztna args` in the repository to completion (killed after 30 s). */
+function ztna(args: string[], env: Record<string, string> = {}): Promise<ExecResult> {
+  return runZtna(args, { cwd: REPO, env });
 }
 
 interface Server {

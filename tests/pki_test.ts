@@ -14,6 +14,7 @@ import {
 } from "../lib/pki/mod.ts";
 // Used to read extensions; lib/pki has already loaded reflect-metadata, which @peculiar/x509 needs.
 import * as x509 from "@peculiar/x509";
+import { withTempDir } from "./support/temp_dir.ts";
 
 const OPENSSL = "/usr/bin/openssl";
 const hasOpenssl = await Deno.stat(OPENSSL).then(() => true, () => false);
@@ -39,15 +40,6 @@ async function openssl(...args: string[]): Promise<{ ok: boolean; output: string
   const { success, stdout, stderr } = await new Deno.Command(OPENSSL, { args }).output();
   const decoder = new TextDecoder();
   return { ok: success, output: decoder.decode(stdout) + decoder.decode(stderr) };
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ztna-pki-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 Deno.test("createCa: self-signed CA with PKCS#8 key, checked by node:crypto", () => {
@@ -244,7 +236,7 @@ Deno.test("loadIdentity: rejects mismatched keys, SEC1 keys and garbage with con
 });
 
 Deno.test("writeIdentityFiles/readIdentityFiles: 0600 key, no silent overwrite, round trip", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("ztna-pki-", async (dir) => {
     const target = `${dir}/nested/pki`;
     const { certPath, keyPath } = await writeIdentityFiles(relay, target, "relay");
     assert.equal(certPath, `${target}/relay.crt`);
@@ -278,7 +270,7 @@ Deno.test({
   name: "openssl verify accepts the leaf for server and client auth, rejects other CA and expiry",
   ignore: !hasOpenssl,
   fn: () =>
-    withTempDir(async (dir) => {
+    withTempDir("ztna-pki-", async (dir) => {
       const caFile = (await writeIdentityFiles(ca, dir, "ca")).certPath;
       const otherCaFile = (await writeIdentityFiles(otherCa, dir, "other-ca")).certPath;
       const leafFile = (await writeIdentityFiles(relay, dir, "relay")).certPath;
@@ -315,7 +307,7 @@ Deno.test({
   name: "an openssl-made CA loads and issues identities that openssl verifies",
   ignore: !hasOpenssl,
   fn: () =>
-    withTempDir(async (dir) => {
+    withTempDir("ztna-pki-", async (dir) => {
       const keyGen = await openssl(
         "genpkey",
         "-algorithm",

@@ -5,30 +5,19 @@
  */
 import assert from "node:assert/strict";
 import { formatAddress } from "../lib/net/address.ts";
-import type { Connection } from "../lib/quic/connection.ts";
-import { Endpoint } from "../lib/quic/endpoint.ts";
-import { FatalRelayError, RelayLink } from "../lib/node/relay_link.ts";
-import {
-  type NodeIdentity,
-  relayClientConfig,
-  sessionConfig,
-  TUNNEL_MTU,
-} from "../lib/node/configs.ts";
+import { FatalRelayError } from "../lib/node/relay_link.ts";
+import { type NodeIdentity, TUNNEL_MTU } from "../lib/node/configs.ts";
 import { Relay } from "../lib/relay/relay.ts";
-import { serviceServerName } from "../lib/pki/mod.ts";
-import type { QuicConfig } from "../lib/quic/config.ts";
 import { waitFor } from "./support/bytes.ts";
-import { echo } from "./support/echo.ts";
 import { datagramRoundTrips, streamRoundTrip } from "./support/exchange.ts";
-import { makeTestOrg, RELAY_NAME, type TestOrg } from "./support/nodes.ts";
-
-/** A node: its endpoint, relay link and the configs to free. */
-interface TestNode {
-  endpoint: Endpoint;
-  link: RelayLink;
-  configs: QuicConfig[];
-  accepted: Connection[];
-}
+import {
+  makeTestOrg,
+  openSession,
+  startNode,
+  stopNode,
+  type TestNode,
+  type TestOrg,
+} from "./support/nodes.ts";
 
 async function identity(
   org: TestOrg,
@@ -39,51 +28,6 @@ async function identity(
 ): Promise<NodeIdentity> {
   const files = await org.issue(name, role, services, notAfter);
   return { certificateFile: files.certPath, privateKeyFile: files.keyPath, caFile: org.caPath };
-}
-
-/** Starts a node; a connector also accepts sessions and echoes them. */
-function startNode(
-  relay: Relay | { address: { hostname: string; port: number } },
-  id: NodeIdentity,
-  role: "connector" | "agent",
-): TestNode {
-  const relayConfig = relayClientConfig(id);
-  const session = sessionConfig(id);
-  const accepted: Connection[] = [];
-  const endpoint = Endpoint.bind({
-    address: { hostname: "127.0.0.1", port: 0 },
-    server: role === "connector"
-      ? { config: session, onConnection: (c) => (accepted.push(c), echo(c)) }
-      : undefined,
-  });
-  const link: RelayLink = new RelayLink({
-    endpoint,
-    relay: relay.address,
-    serverName: RELAY_NAME,
-    config: relayConfig,
-    role,
-    onSession: (assignment) => link.attachSession(assignment),
-  });
-  return { endpoint, link, configs: [relayConfig, session], accepted };
-}
-
-async function stopNode(node: TestNode): Promise<void> {
-  node.link.close();
-  await node.endpoint.close();
-  for (const config of node.configs) config.free();
-}
-
-/** Opens a session from `agent` to `service` and connects the QUIC session through it. */
-async function openSession(agent: TestNode, service: string): Promise<Connection> {
-  const assignment = await agent.link.openSession(service);
-  const peer = agent.link.attachSession(assignment);
-  const connection = agent.endpoint.connect({
-    peer: peer.address,
-    serverName: serviceServerName(service),
-    config: agent.configs[1],
-  });
-  await connection.established;
-  return connection;
 }
 
 Deno.test("relay: QAD, registration, a session through the relay, refusals", async () => {
@@ -98,11 +42,11 @@ Deno.test("relay: QAD, registration, a session through the relay, refusals", asy
   const nodes: TestNode[] = [];
   try {
     const connector = startNode(
-      relay,
+      relay.address,
       await identity(org, "conn-1", "connector", ["web"]),
       "connector",
     );
-    const agent = startNode(relay, await identity(org, "alice", "agent"), "agent");
+    const agent = startNode(relay.address, await identity(org, "alice", "agent"), "agent");
     nodes.push(connector, agent);
     await connector.link.start();
     await agent.link.start();
@@ -140,7 +84,11 @@ Deno.test("relay: QAD, registration, a session through the relay, refusals", asy
 
     const otherOrg = await makeTestOrg("other");
     try {
-      const stranger = startNode(relay, await identity(otherOrg, "mallory", "agent"), "agent");
+      const stranger = startNode(
+        relay.address,
+        await identity(otherOrg, "mallory", "agent"),
+        "agent",
+      );
       nodes.push(stranger);
       await assert.rejects(
         stranger.link.start(),
@@ -150,7 +98,7 @@ Deno.test("relay: QAD, registration, a session through the relay, refusals", asy
       await otherOrg.cleanup();
     }
     const expired = startNode(
-      relay,
+      relay.address,
       await identity(org, "old", "agent", [], new Date(Date.now() - 3_600_000)),
       "agent",
     );
@@ -159,7 +107,11 @@ Deno.test("relay: QAD, registration, a session through the relay, refusals", asy
       expired.link.start(),
       (e: Error) => e instanceof FatalRelayError && /TLS alert/.test(e.message),
     );
-    const impostor = startNode(relay, await identity(org, "fake-connector", "agent"), "connector");
+    const impostor = startNode(
+      relay.address,
+      await identity(org, "fake-connector", "agent"),
+      "connector",
+    );
     nodes.push(impostor);
     await assert.rejects(
       impostor.link.start(),
@@ -183,11 +135,11 @@ Deno.test(
     const nodes: TestNode[] = [];
     try {
       const connector = startNode(
-        relay,
+        relay.address,
         await identity(org, "conn-1", "connector", ["web"]),
         "connector",
       );
-      const agent = startNode(relay, await identity(org, "alice", "agent"), "agent");
+      const agent = startNode(relay.address, await identity(org, "alice", "agent"), "agent");
       nodes.push(connector, agent);
       await connector.link.start();
       await agent.link.start();
@@ -222,7 +174,7 @@ Deno.test("a node started before its relay retries with backoff and connects whe
   const address = relay.address;
   await relay.close();
   const connector = startNode(
-    { address },
+    address,
     await identity(org, "conn-1", "connector", ["web"]),
     "connector",
   );

@@ -6,25 +6,11 @@
 import assert from "node:assert/strict";
 import { encodeSockaddr } from "../lib/net/address.ts";
 import { RetryTokens } from "../lib/quic/retry_token.ts";
+import { pseudoRandomBytes } from "./support/bytes.ts";
 
 const T0 = 1_700_000_000_000; // a fixed wall-clock time, ms
 const PEER = encodeSockaddr({ hostname: "192.0.2.10", port: 50_000 }, 4);
 const ODCID = Uint8Array.from([0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4]);
-
-/** A deterministic byte generator (xorshift32) for garbage inputs. */
-function garbage(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 Deno.test("round trip returns the odcid, as a copy", () => {
   const tokens = new RetryTokens();
@@ -55,7 +41,7 @@ Deno.test("round trip with the default clock", () => {
 Deno.test("odcid lengths 0 to 20 round-trip", () => {
   const tokens = new RetryTokens();
   for (let length = 0; length <= 20; length++) {
-    const odcid = garbage(length, 100 + length);
+    const odcid = pseudoRandomBytes(length, 100 + length);
     const token = tokens.mint(PEER, odcid, T0);
     assert.equal(token.length, 26 + length);
     assert.deepEqual([...tokens.validate(token, PEER, T0)!], [...odcid], `length ${length}`);
@@ -185,7 +171,7 @@ Deno.test("truncated, extended and garbage tokens get null, never an exception",
   let count = 0;
   for (let length = 0; length <= 80; length++) {
     for (let seed = 1; seed <= 40; seed++) {
-      const junk = garbage(length, seed * 1000 + length);
+      const junk = pseudoRandomBytes(length, seed * 1000 + length);
       // Also with a plausible header, so the MAC comparison is reached.
       const shaped = junk.slice();
       if (shaped.length >= 26) {

@@ -155,6 +155,7 @@ Deno.test("bind to port 0 picks a port; localAddress, localSockaddr and family a
           sendCalls: 0,
           truncatedDropped: 0,
           sendErrors: 0,
+          receiveErrors: 0,
           gso: true,
           gro: false,
         },

@@ -2,8 +2,9 @@
  * A CA directory: `ca.crt` (the organisation's trust anchor, public) and
  * `ca.key` (its private key, mode 0600, to be kept offline).
  */
+import { join } from "node:path";
 import { createCa, type Identity, readIdentityFiles, writeIdentityFiles } from "../pki/mod.ts";
-import { ensureDir, exists, joinPath } from "./files.ts";
+import { ensureDir, exists } from "../pki/files.ts";
 
 /** File name of the CA certificate, in a CA directory and next to every identity. */
 export const CA_CERT_FILE = "ca.crt";
@@ -20,7 +21,7 @@ export interface CaFiles {
 
 /** The file paths of the CA in `dir`. */
 export function caFiles(dir: string): CaFiles {
-  return { certPath: joinPath(dir, CA_CERT_FILE), keyPath: joinPath(dir, CA_KEY_FILE) };
+  return { certPath: join(dir, CA_CERT_FILE), keyPath: join(dir, CA_KEY_FILE) };
 }
 
 /**

@@ -3,10 +3,11 @@
  * `<out>/<name>.key` (0600) and a copy of the CA certificate as `<out>/ca.crt`,
  * which is everything a node (or relay) needs.
  */
+import { join } from "node:path";
 import type { Role } from "../control/messages.ts";
 import { grantNames, issueIdentity, writeIdentityFiles } from "../pki/mod.ts";
 import { CA_CERT_FILE, caFiles, loadCa } from "./ca_dir.ts";
-import { ensureDir, exists, joinPath, readText } from "./files.ts";
+import { ensureDir, exists, readText } from "../pki/files.ts";
 import {
   checkHostName,
   checkNodeName,
@@ -109,7 +110,7 @@ export interface IssuedIdentity {
 export async function issueToDirectory(request: ValidIssueRequest): Promise<IssuedIdentity> {
   const ca = await loadCa(request.caDir);
   const caPem = await readText(caFiles(request.caDir).certPath, "CA certificate");
-  const caCertPath = joinPath(request.outDir, CA_CERT_FILE);
+  const caCertPath = join(request.outDir, CA_CERT_FILE);
   const copyCa = !(await exists(caCertPath));
   if (!copyCa && (await readText(caCertPath, "CA certificate")).trim() !== caPem.trim()) {
     throw new Error(`${caCertPath} already exists and is another CA's certificate`);

@@ -9,7 +9,7 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { readIdentityFiles } from "../pki/mod.ts";
 import { CERTIFICATE_LABEL, decodePem } from "../pki/pem.ts";
-import { readText } from "./files.ts";
+import { readText } from "../pki/files.ts";
 import { type IdentitySummary, summarizeCertificate } from "./summary.ts";
 
 /** A relay's certificate, key and trusted CA (PEM files), as `Relay.start` takes them. */

@@ -9,8 +9,9 @@
  * --out <state>/relay` writes, and the relay needs nothing else: once it
  * exists, later runs use it and never read `<state>/ca`.
  */
+import { join } from "node:path";
 import { CA_CERT_FILE, caFiles, DEFAULT_CA_NAME, initCa } from "./ca_dir.ts";
-import { ensureDir, exists, joinPath } from "./files.ts";
+import { ensureDir, exists } from "../pki/files.ts";
 import { DEFAULT_IDENTITY_DAYS, issueToDirectory } from "./issue.ts";
 import { checkHostName, unique } from "./names.ts";
 import type { RelayIdentityFiles } from "./relay_check.ts";
@@ -21,16 +22,16 @@ export const RELAY_NODE_NAME = "relay";
 
 /** The directories inside a state directory. */
 export function relayStateLayout(stateDir: string): { caDir: string; relayDir: string } {
-  return { caDir: joinPath(stateDir, "ca"), relayDir: joinPath(stateDir, "relay") };
+  return { caDir: join(stateDir, "ca"), relayDir: join(stateDir, "relay") };
 }
 
 /** The relay identity files of a state directory. */
 export function relayStateFiles(stateDir: string): RelayIdentityFiles {
   const { relayDir } = relayStateLayout(stateDir);
   return {
-    certificateFile: joinPath(relayDir, `${RELAY_NODE_NAME}.crt`),
-    privateKeyFile: joinPath(relayDir, `${RELAY_NODE_NAME}.key`),
-    caFile: joinPath(relayDir, CA_CERT_FILE),
+    certificateFile: join(relayDir, `${RELAY_NODE_NAME}.crt`),
+    privateKeyFile: join(relayDir, `${RELAY_NODE_NAME}.key`),
+    caFile: join(relayDir, CA_CERT_FILE),
   };
 }
 

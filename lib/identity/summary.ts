@@ -9,7 +9,7 @@ import type { Role } from "../control/messages.ts";
 import { CERTIFICATE_LABEL, decodePem } from "../pki/pem.ts";
 import { describeCertificate } from "../pki/describe.ts";
 import { NODE_DNS_SUFFIX, readGrants, SERVICE_DNS_SUFFIX } from "../pki/grants.ts";
-import { readText } from "./files.ts";
+import { readText } from "../pki/files.ts";
 
 /** A certificate as an operator reads it. */
 export interface IdentitySummary {

@@ -5,6 +5,7 @@
 // @peculiar/x509 loads tsyringe, which needs the reflect-metadata API: it must be evaluated first.
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
+import { exists } from "./files.ts";
 import { CERTIFICATE_LABEL, decodePem, encodePem, errorMessage, PRIVATE_KEY_LABEL } from "./pem.ts";
 
 /** A certificate with its private key, as PEM text (for files and quiche) and as parsed objects. */
@@ -322,14 +323,4 @@ async function toIdentity(
     certificate,
     privateKey,
   };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }

@@ -1,4 +1,4 @@
-/** Small file-system helpers for identity directories. */
+/** Small file-system helpers for identity and CA directories. */
 
 /** True when `path` exists (any kind of file); other errors propagate. */
 export async function exists(path: string): Promise<boolean> {
@@ -9,12 +9,6 @@ export async function exists(path: string): Promise<boolean> {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   }
-}
-
-/** `dir/name`, without doubling a trailing slash of `dir`. */
-export function joinPath(dir: string, name: string): string {
-  const trimmed = dir.length > 1 ? dir.replace(/\/+$/, "") : dir;
-  return trimmed === "/" ? `/${name}` : `${trimmed}/${name}`;
 }
 
 /**
