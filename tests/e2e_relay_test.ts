@@ -313,6 +313,15 @@ Deno.test("refusals end the commands with exit 1 and a clear message", async () 
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /no connector publishes db/);
 
+    // A valid identity the connector's access list does not name: refused by the connector.
+    const denied = await run(
+      agent,
+      ["agent", "--tun", "ztna1", "--service", `web=${SERVICE_IP}`],
+      await org.issue("dave", "agent"),
+    );
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /connector conn-1 refused this agent: access denied/);
+
     const expired = await run(
       agent,
       agentArgs,

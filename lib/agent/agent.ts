@@ -10,7 +10,8 @@ import { formatIpAddress, parseIpAddress } from "../packet/mod.ts";
 import type { SocketAddress } from "../net/address.ts";
 import type { Connection } from "../quic/connection.ts";
 import { Endpoint } from "../quic/endpoint.ts";
-import { describeClose } from "../quic/errors.ts";
+import { type CloseReason, describeClose } from "../quic/errors.ts";
+import { SESSION_ACCESS_DENIED } from "../relay/constants.ts";
 import {
   type NodeIdentity,
   relayClientConfig,
@@ -22,6 +23,14 @@ import { serviceServerName } from "../pki/grants.ts";
 import { TunDevice } from "../tun/mod.ts";
 
 const log = getLogger(["ztna", "agent"]);
+
+/** Shortest wait for the connector's verdict on this agent's certificate. */
+const ADMISSION_WINDOW_MIN_MS = 150;
+
+/** True for the connector's access-list refusal. */
+function isAccessDenied(reason: CloseReason): boolean {
+  return reason.by === "peer" && reason.isApplication && reason.code === SESSION_ACCESS_DENIED;
+}
 
 /** A service the agent reaches, at the IP the agent's host uses for it. */
 export interface AgentService {
@@ -136,6 +145,7 @@ export class Agent {
       config: this.#configs.session,
     });
     await session.established;
+    await this.#awaitAdmission(session, assignment.peer);
     session.ondatagram = (packet) => {
       this.stats.packetsFromSessions++;
       try {
@@ -154,12 +164,37 @@ export class Agent {
       if (this.#sessions.get(key) === session) this.#sessions.set(key, null);
       this.link.closeSession(assignment.session, "session ended");
       if (this.#closing) return;
+      if (isAccessDenied(reason)) {
+        log.error("connector {connector} refused this agent (access denied); not retrying", {
+          connector: assignment.peer,
+        });
+        return;
+      }
       log.warn("session to {service} ended ({reason}); re-opening", {
         service: service.name,
         reason: describeClose(reason),
       });
       void this.#reopen(service);
     });
+  }
+
+  /**
+   * The connector checks this agent's certificate against its access list one
+   * flight after our side of the handshake completed (TLS 1.3): wait a few
+   * round trips for a refusal before calling the session up.
+   */
+  async #awaitAdmission(session: Connection, connector: string): Promise<void> {
+    const rtt = session.pathStats().find((p) => p.active)?.rttMs ?? 100;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const admitted = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), Math.max(ADMISSION_WINDOW_MIN_MS, 4 * rtt));
+    });
+    const reason = await Promise.race([session.closed, admitted]);
+    clearTimeout(timer);
+    if (reason && isAccessDenied(reason)) {
+      throw new FatalRelayError(`connector ${connector} refused this agent: access denied`);
+    }
+    if (reason) throw new Error(`session to ${connector} ended at once: ${describeClose(reason)}`);
   }
 
   async #reopen(service: AgentService): Promise<void> {
@@ -174,6 +209,10 @@ export class Agent {
           error: String(error),
         });
         if (error instanceof FatalRelayError && !/no connector publishes/.test(error.message)) {
+          log.error("giving up on {service}: {error}", {
+            service: service.name,
+            error: error.message,
+          });
           return;
         }
       }

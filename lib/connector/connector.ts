@@ -13,12 +13,10 @@ import { type NodeIdentity, relayClientConfig, sessionConfig } from "../node/con
 import { RelayLink, type SessionAssignment } from "../node/relay_link.ts";
 import { readGrants } from "../pki/grants.ts";
 import { formatAddress } from "../net/address.ts";
+import { SESSION_ACCESS_DENIED } from "../relay/constants.ts";
 import { type TcpHandler, Terminator } from "./terminator.ts";
 
 const log = getLogger(["ztna", "connector"]);
-
-/** Application close code for an agent the access list does not allow. */
-export const ACCESS_DENIED = 0x403;
 
 /** Options of a connector. */
 export interface ConnectorOptions {
@@ -118,7 +116,7 @@ export class Connector {
           ? `the relay announced ${assignment.peer}`
           : "not in the access list",
       });
-      connection.close(ACCESS_DENIED, "access denied");
+      connection.close(SESSION_ACCESS_DENIED, "access denied");
       return;
     }
     const send = (packet: Uint8Array) => void connection.sendDatagram(packet);

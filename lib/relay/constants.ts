@@ -4,6 +4,8 @@
 export const RELAY_ALPN = "ztna-relay/1";
 /** ALPN of the end-to-end session between agent and connector. */
 export const SESSION_ALPN = "ztna-session/1";
+/** Application close code of a session the connector's access list refuses. */
+export const SESSION_ACCESS_DENIED = 0x403;
 /** Idle timeout of relay connections; nodes send keep-alives well within it. */
 export const RELAY_IDLE_TIMEOUT_MS = 30_000;
 /**
