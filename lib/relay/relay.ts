@@ -134,11 +134,17 @@ export class Relay {
 
   #admit(connection: Connection): void {
     const grants = readGrants(connection.peerCertificate!);
-    const peer = formatAddress(connection.initialPeer);
+    let observed = formatAddress(connection.initialPeer);
+    // Until its hello, a node is in no session: count its DATAGRAMs as unmatched, and
+    // follow its address so the welcome reports the current one.
+    connection.ondatagram = () => void this.stats.droppedNoSession++;
+    connection.onpath = (event) => {
+      if (event.type === "peer-migrated") observed = formatAddress(event.peer);
+    };
     if (grants.role !== "agent" && grants.role !== "connector") {
       this.stats.nodesRefused++;
       log.warn("refused {peer} ({name}): its certificate grants no agent or connector role", {
-        peer,
+        peer: observed,
         name: grants.name,
       });
       connection.close(RelayCloseCode.Forbidden, "certificate grants no agent or connector role");
@@ -160,7 +166,7 @@ export class Relay {
         connection,
         grants,
         control: new MessageStream(stream),
-        observed: peer,
+        observed,
         services: new Set(),
         sessions: new Set(),
         bucket: new TokenBucket(this.#packetsPerSecond, this.#packetsPerSecond),

@@ -1,0 +1,446 @@
+/**
+ * The relay's limits: a node's DATAGRAMs are rate limited by its token bucket;
+ * DATAGRAMs for no session (or a session the sender is not an end of) are
+ * dropped and counted, never forwarded; a node that breaks the control
+ * protocol is closed with a protocol close while the relay serves the others.
+ * Misbehaving nodes are made by hand (an Endpoint and a MessageStream), with
+ * valid identities, so they get past the handshake and the hello.
+ */
+import assert from "node:assert/strict";
+import type { SocketAddress } from "../lib/net/address.ts";
+import { MAX_MESSAGE_BYTES, MessageStream } from "../lib/control/message_stream.ts";
+import { type Message, PROTOCOL_VERSION } from "../lib/control/messages.ts";
+import { type NodeIdentity, relayClientConfig, TUNNEL_MTU } from "../lib/node/configs.ts";
+import type { SessionAssignment } from "../lib/node/relay_link.ts";
+import { serviceServerName } from "../lib/pki/mod.ts";
+import type { QuicConfig } from "../lib/quic/config.ts";
+import type { Connection } from "../lib/quic/connection.ts";
+import { Endpoint } from "../lib/quic/endpoint.ts";
+import type { CloseReason } from "../lib/quic/errors.ts";
+import type { QuicStream } from "../lib/quic/stream.ts";
+import { Relay, RelayCloseCode } from "../lib/relay/relay.ts";
+import { SESSION_ID_BYTES, sessionIdBytes, sessionIdHex } from "../lib/relay/session_id.ts";
+import { waitFor } from "./support/bytes.ts";
+import { datagramRoundTrips, streamRoundTrip } from "./support/exchange.ts";
+import {
+  makeTestOrg,
+  RELAY_NAME,
+  startNode,
+  stopNode,
+  type TestNode,
+  type TestOrg,
+} from "./support/nodes.ts";
+
+const LOOPBACK: SocketAddress = { hostname: "127.0.0.1", port: 0 };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function identity(
+  org: TestOrg,
+  name: string,
+  role: "relay" | "connector" | "agent",
+  services: string[] = [],
+): Promise<NodeIdentity> {
+  const files = await org.issue(name, role, services);
+  return { certificateFile: files.certPath, privateKeyFile: files.keyPath, caFile: org.caPath };
+}
+
+/** A relay, a connector publishing `web` and an agent, both connected; the caller closes it. */
+async function relayWithNodes(label: string, packetsPerSecond?: number) {
+  const org = await makeTestOrg(label);
+  const relay = Relay.start({
+    listen: LOOPBACK,
+    ...await identity(org, "relay-1", "relay"),
+    packetsPerSecond,
+  });
+  const nodes: TestNode[] = [];
+  const connector = startNode(
+    relay.address,
+    await identity(org, "conn-1", "connector", ["web"]),
+    "connector",
+  );
+  nodes.push(connector);
+  const agent = startNode(relay.address, await identity(org, "alice", "agent"), "agent");
+  nodes.push(agent);
+  await connector.link.start();
+  await agent.link.start();
+  await connector.link.register("web");
+  return {
+    org,
+    relay,
+    connector,
+    agent,
+    nodes,
+    async close() {
+      for (const node of nodes) await stopNode(node);
+      await relay.close();
+      await org.cleanup();
+    },
+  };
+}
+
+/** Opens a session from `agent` to `web`; returns the relay's assignment and the QUIC session. */
+async function openWebSession(
+  agent: TestNode,
+): Promise<{ assignment: SessionAssignment; session: Connection }> {
+  const assignment = await agent.link.openSession("web");
+  const peer = agent.link.attachSession(assignment);
+  const session = agent.endpoint.connect({
+    peer: peer.address,
+    serverName: serviceServerName("web"),
+    config: agent.configs[1],
+  });
+  await session.established;
+  return { assignment, session };
+}
+
+/**
+ * A node made by hand: its own endpoint and relay connection, a control stream
+ * spoken with MessageStream or written raw.
+ */
+class HandMadeNode {
+  readonly endpoint = Endpoint.bind({ address: LOOPBACK });
+  readonly connection: Connection;
+  readonly control: MessageStream;
+  readonly stream: QuicStream;
+  /** DATAGRAMs the relay sent it. */
+  datagramsReceived = 0;
+  readonly #config: QuicConfig;
+
+  private constructor(relay: SocketAddress, id: NodeIdentity) {
+    this.#config = relayClientConfig(id);
+    this.connection = this.endpoint.connect({
+      peer: relay,
+      serverName: RELAY_NAME,
+      config: this.#config,
+    });
+    this.connection.ondatagram = () => this.datagramsReceived++;
+    this.stream = this.connection.openStream();
+    this.control = new MessageStream(this.stream);
+  }
+
+  /** Connects (handshake done, no hello yet). */
+  static async connect(relay: SocketAddress, id: NodeIdentity): Promise<HandMadeNode> {
+    const node = new HandMadeNode(relay, id);
+    await node.connection.established;
+    return node;
+  }
+
+  /** Says hello and returns the relay's welcome. */
+  async hello(role: "agent" | "connector"): Promise<Extract<Message, { type: "welcome" }>> {
+    await this.control.send({ type: "hello", version: PROTOCOL_VERSION, role });
+    const welcome = await this.control.receive();
+    assert.equal(welcome?.type, "welcome", `answer to hello: ${JSON.stringify(welcome)}`);
+    return welcome as Extract<Message, { type: "welcome" }>;
+  }
+
+  /** Writes a raw frame: a 4-byte big-endian length, then `body`. */
+  async sendFrame(body: Uint8Array, length = body.length): Promise<void> {
+    const frame = new Uint8Array(4 + body.length);
+    new DataView(frame.buffer).setUint32(0, length);
+    frame.set(body, 4);
+    await this.stream.write(frame);
+  }
+
+  /** How the relay connection ended; fails after `timeoutMs`. */
+  async closedWithin(timeoutMs = 5_000): Promise<CloseReason> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        this.connection.closed,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`the relay did not close the connection in ${timeoutMs} ms`)),
+            timeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.connection.close(0, "test done");
+    await this.endpoint.close();
+    this.#config.free();
+  }
+}
+
+/** A relay DATAGRAM: the 8-byte session ID, then `payloadLength` bytes. */
+function relayDatagram(id: Uint8Array, payloadLength: number): Uint8Array {
+  const data = new Uint8Array(SESSION_ID_BYTES + payloadLength);
+  data.set(id.subarray(0, SESSION_ID_BYTES));
+  data.fill(0xab, SESSION_ID_BYTES);
+  return data;
+}
+
+Deno.test("a relay limited to 50 packets/s forwards a DATAGRAM burst partially; the session lives on", async () => {
+  const RATE = 50;
+  const BURST = 300;
+  const setup = await relayWithNodes("rate-limit", RATE);
+  try {
+    const { relay, agent } = setup;
+    const { session } = await openWebSession(agent);
+    // Let both nodes' buckets fill up again after the session's handshake.
+    await sleep(1_200);
+
+    const echoes = new Set<number>();
+    session.ondatagram = (data) =>
+      echoes.add(new DataView(data.buffer, data.byteOffset).getUint32(0));
+    const forwarded0 = relay.stats.datagramsForwarded;
+    const limited0 = relay.stats.droppedRateLimited;
+    const started = performance.now();
+    const payload = new Uint8Array(1_000);
+    for (let i = 0; i < BURST; i++) {
+      new DataView(payload.buffer).setUint32(0, i);
+      assert.ok(session.sendDatagram(payload), `DATAGRAM ${i} queued`);
+    }
+    // The session's congestion control slows down as the relay drops; wait until
+    // every DATAGRAM has left the session and the echoes stopped coming.
+    await waitFor(
+      () => session.stats().datagramsSent >= BURST,
+      `the session to send its ${BURST} DATAGRAMs (sent ${session.stats().datagramsSent})`,
+      15_000,
+    );
+    for (let count = -1; count !== echoes.size;) {
+      count = echoes.size;
+      await sleep(300);
+    }
+    const elapsed = (performance.now() - started) / 1_000;
+    const forwarded = relay.stats.datagramsForwarded - forwarded0;
+    const limited = relay.stats.droppedRateLimited - limited0;
+    // Each of the two ends has a bucket of RATE tokens refilled at RATE per second.
+    const bound = 2 * (RATE + RATE * elapsed);
+    const detail =
+      `${forwarded} forwarded, ${limited} rate-limited, ${echoes.size}/${BURST} echoes in ${
+        elapsed.toFixed(2)
+      } s (bound ${bound.toFixed(0)})`;
+    console.log(detail);
+    assert.ok(limited > 0, `the relay dropped excess packets: ${detail}`);
+    assert.ok(forwarded <= bound + 2, `forwarded within the buckets: ${detail}`);
+    assert.ok(forwarded >= RATE, `a full bucket's burst was forwarded: ${detail}`);
+    assert.ok(echoes.size > 0 && echoes.size < BURST, `the burst came back in part: ${detail}`);
+    assert.equal(relay.stats.droppedNoSession, 0);
+
+    // At a low rate, after the buckets refilled, everything goes through.
+    await sleep(1_200);
+    const limitedBefore = relay.stats.droppedRateLimited;
+    const slow = new Set<number>();
+    session.ondatagram = (data) =>
+      slow.add(new DataView(data.buffer, data.byteOffset).getUint32(0));
+    for (let i = 0; i < 20; i++) {
+      new DataView(payload.buffer).setUint32(0, 1_000_000 + i);
+      assert.ok(session.sendDatagram(payload));
+      await sleep(50);
+    }
+    await waitFor(() => slow.size >= 20, `20 slow echoes (got ${slow.size})`, 3_000);
+    assert.deepEqual(
+      [...slow].sort((a, b) => a - b),
+      Array.from({ length: 20 }, (_, i) => 1_000_000 + i),
+    );
+    assert.equal(relay.stats.droppedRateLimited, limitedBefore, "nothing dropped at a low rate");
+    // The session's reliable streams recover from the losses too.
+    const stream = await streamRoundTrip(session, 16 << 10);
+    assert.equal(stream.received, stream.sent);
+    assert.equal(session.isClosed, false);
+  } finally {
+    await setup.close();
+  }
+});
+
+Deno.test("the relay forwards nothing for an unmatched session and counts every drop", async () => {
+  const setup = await relayWithNodes("no-session");
+  const { relay, connector, agent, org } = setup;
+  let mallory: HandMadeNode | undefined;
+  try {
+    const { assignment, session } = await openWebSession(agent);
+    await waitFor(() => connector.accepted.length === 1, "the connector to accept");
+    assert.equal(await datagramRoundTrips(session, 100, TUNNEL_MTU), 100);
+
+    // A hand-made agent with a valid identity: it gets in and is welcomed.
+    mallory = await HandMadeNode.connect(relay.address, await identity(org, "mallory", "agent"));
+    const welcome = await mallory.hello("agent");
+    assert.equal(welcome.node, "mallory");
+    assert.equal(welcome.version, PROTOCOL_VERSION);
+    await waitFor(() => relay.snapshot().nodes === 3, "mallory to be admitted");
+
+    // Quiet the live session, then watch both of its ends.
+    await sleep(200);
+    let agentSaw = 0, connectorSaw = 0;
+    session.ondatagram = () => agentSaw++;
+    const served = connector.accepted[0];
+    const echoing = served.ondatagram;
+    served.ondatagram = (data) => {
+      connectorSaw++;
+      echoing?.(data);
+    };
+    const agentReceived = session.stats().datagramsReceived;
+    const connectorReceived = served.stats().datagramsReceived;
+    const forwarded = relay.stats.datagramsForwarded;
+    const bytes = relay.stats.bytesForwarded;
+    const dropped = relay.stats.droppedNoSession;
+
+    let random = crypto.getRandomValues(new Uint8Array(SESSION_ID_BYTES));
+    while (sessionIdHex(random) === assignment.session) crypto.getRandomValues(random);
+    const sent = { random: 100, liveSessionNotAnEnd: 50, tooShort: 10 };
+    for (let i = 0; i < sent.random; i++) {
+      if (i % 10 === 0) random = crypto.getRandomValues(new Uint8Array(SESSION_ID_BYTES));
+      assert.ok(mallory.connection.sendDatagram(relayDatagram(random, 200)));
+    }
+    // The live session's real ID, from a node that is not one of its ends.
+    for (let i = 0; i < sent.liveSessionNotAnEnd; i++) {
+      assert.ok(
+        mallory.connection.sendDatagram(relayDatagram(sessionIdBytes(assignment.session), 200)),
+      );
+    }
+    // Just a session ID, or less: nothing to forward.
+    for (let i = 0; i < sent.tooShort; i++) {
+      assert.ok(
+        mallory.connection.sendDatagram(sessionIdBytes(assignment.session).subarray(0, 1 + i % 8)),
+      );
+    }
+    const total = sent.random + sent.liveSessionNotAnEnd + sent.tooShort;
+    await waitFor(
+      () => relay.stats.droppedNoSession - dropped >= total,
+      `${total} drops (counted ${relay.stats.droppedNoSession - dropped})`,
+      5_000,
+    );
+    await sleep(200);
+    assert.equal(relay.stats.droppedNoSession - dropped, total);
+    assert.equal(relay.stats.datagramsForwarded, forwarded);
+    assert.equal(relay.stats.bytesForwarded, bytes);
+    assert.equal(relay.stats.droppedRateLimited, 0);
+    assert.equal(agentSaw, 0);
+    assert.equal(connectorSaw, 0);
+    assert.equal(session.stats().datagramsReceived, agentReceived);
+    assert.equal(served.stats().datagramsReceived, connectorReceived);
+    assert.equal(mallory.datagramsReceived, 0);
+    // Dropping is silent: mallory stays connected, the session keeps working.
+    assert.equal(mallory.connection.isClosed, false);
+    assert.equal(relay.snapshot().sessions, 1);
+    assert.equal(await datagramRoundTrips(session, 100, TUNNEL_MTU), 100);
+    assert.equal(relay.stats.droppedNoSession - dropped, total);
+    assert.equal(mallory.datagramsReceived, 0);
+  } finally {
+    await mallory?.close();
+    await setup.close();
+  }
+});
+
+/** A control stream violation by a hand-made node, and the close reason the relay must send. */
+interface Violation {
+  name: string;
+  /** Says hello first. */
+  hello: boolean;
+  act(node: HandMadeNode): Promise<void>;
+  reason: string | RegExp;
+}
+
+const encode = (text: string) => new TextEncoder().encode(text);
+
+const VIOLATIONS: Violation[] = [
+  {
+    name: "register without a service",
+    hello: true,
+    act: (node) => node.sendFrame(encode(`{"type":"register"}`)),
+    reason: `"register" message needs a string "service"`,
+  },
+  {
+    name: "a frame over 64 KiB",
+    hello: true,
+    act: (node) => node.sendFrame(encode(`{"type":"register","service":"web"}`), 65_537),
+    reason: `control message of 65537 bytes exceeds ${MAX_MESSAGE_BYTES}`,
+  },
+  {
+    name: "an invalid service name",
+    hello: true,
+    act: (node) => node.sendFrame(encode(`{"type":"open-session","service":"Web_1"}`)),
+    reason: `invalid service name "Web_1"`,
+  },
+  {
+    name: "an unknown message type",
+    hello: true,
+    act: (node) => node.sendFrame(encode(`{"type":"frobnicate"}`)),
+    reason: `unknown message type "frobnicate"`,
+  },
+  {
+    name: "not JSON",
+    hello: true,
+    act: (node) => node.sendFrame(encode(`{"type":`)),
+    reason: /^control message is not JSON: /,
+  },
+  {
+    name: "a first message other than hello",
+    hello: false,
+    act: (node) => node.sendFrame(encode(`{"type":"register","service":"web"}`)),
+    reason: "expected hello, got register",
+  },
+  {
+    name: "a second stream",
+    hello: true,
+    act: (node) => node.connection.openStream().write(encode("x")),
+    reason: "only one control stream is allowed",
+  },
+];
+
+Deno.test("a node breaking the control protocol gets a protocol close; the relay serves the others", async () => {
+  const setup = await relayWithNodes("malformed");
+  const { relay, connector, agent, org } = setup;
+  const handMade: HandMadeNode[] = [];
+  try {
+    const { session } = await openWebSession(agent);
+    const id = await identity(org, "mallory", "agent");
+    for (const violation of VIOLATIONS) {
+      const node = await HandMadeNode.connect(relay.address, id);
+      handMade.push(node);
+      if (violation.hello) await node.hello("agent");
+      await violation.act(node);
+      const close = await node.closedWithin();
+      const what = `${violation.name}: ${JSON.stringify(close)}`;
+      assert.equal(close.by, "peer", what);
+      assert.equal(close.isApplication, true, what);
+      assert.equal(close.code, RelayCloseCode.Protocol, what);
+      if (typeof violation.reason === "string") assert.equal(close.reason, violation.reason, what);
+      else assert.match(close.reason, violation.reason, what);
+      // Meanwhile the others are served.
+      assert.equal(await datagramRoundTrips(session, 20, TUNNEL_MTU), 20, violation.name);
+    }
+
+    // A frame of exactly 64 KiB is within the limit: the relay parses it and answers.
+    const big = await HandMadeNode.connect(relay.address, id);
+    handMade.push(big);
+    await big.hello("agent");
+    const padding = "x".repeat(
+      MAX_MESSAGE_BYTES - `{"type":"register","service":"web","p":""}`.length,
+    );
+    const body = encode(`{"type":"register","service":"web","p":"${padding}"}`);
+    assert.equal(body.length, MAX_MESSAGE_BYTES);
+    await big.sendFrame(body);
+    const answer = await big.control.receive();
+    assert.equal(answer?.type, "error");
+    assert.equal(answer?.type === "error" && answer.code, "forbidden");
+    assert.equal(big.connection.isClosed, false);
+    // A valid message a node may not send is answered, not fatal.
+    await big.control.send({ type: "hello", version: PROTOCOL_VERSION, role: "agent" });
+    const again = await big.control.receive();
+    assert.equal(again?.type === "error" && again.code, "bad-message");
+    assert.equal(big.connection.isClosed, false);
+
+    // The relay is intact: the live nodes and session, and a newcomer.
+    await waitFor(() => relay.snapshot().nodes === 3, "the refused nodes to be forgotten");
+    assert.deepEqual(relay.snapshot(), { nodes: 3, sessions: 1, services: { web: 1 } });
+    assert.equal(await datagramRoundTrips(session, 500, TUNNEL_MTU), 500);
+    const stream = await streamRoundTrip(session, 1 << 20);
+    assert.equal(stream.received, stream.sent);
+    const bob = startNode(relay.address, await identity(org, "bob", "agent"), "agent");
+    setup.nodes.push(bob);
+    await bob.link.start();
+    const second = await openWebSession(bob);
+    await waitFor(() => connector.accepted.length === 2, "the connector to accept bob");
+    assert.equal(await datagramRoundTrips(second.session, 200, TUNNEL_MTU), 200);
+    assert.equal(agent.link.reconnects + connector.link.reconnects, 0);
+  } finally {
+    for (const node of handMade) await node.close();
+    await setup.close();
+  }
+});
