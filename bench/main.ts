@@ -6,12 +6,19 @@
  * median of each is reported with the ratio ours / built-in.
  *
  * Flags: --runs N (default 3), --duration-ms N (default 2000), --payload N (default 1100).
+ *
+ * `--suite datagram|tunnel|all` (default all) selects the suites; the tunnel
+ * suite (bench/tunnel/) compares iperf3 and ping over a raw veth, wireguard-go
+ * and ztna through the relay, in network namespaces (root). Its flags:
+ * --seconds N (iperf3, default 10), --pings N (default 20), --ping-interval S
+ * (default 0.2), --cpu-prof-dir DIR (profile ztna's relay, connector and agent).
  */
 import { parseArgs } from "node:util";
 import { createCa, issueIdentity, writeIdentityFiles } from "../lib/pki/mod.ts";
 import { benchDenoQuic } from "./deno_quic.ts";
 import { benchOursQuic } from "./ours_quic.ts";
 import { formatResult, gbps, pps, type ThroughputResult } from "./result.ts";
+import { runTunnelSuite } from "./tunnel/mod.ts";
 
 const SERVER_NAME = "bench.test";
 
@@ -19,14 +26,9 @@ function median(results: ThroughputResult[]): ThroughputResult {
   return [...results].sort((a, b) => pps(a) - pps(b))[Math.floor(results.length / 2)];
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      runs: { type: "string", default: "3" },
-      "duration-ms": { type: "string", default: "2000" },
-      payload: { type: "string", default: "1100" },
-    },
-  });
+async function runDatagramSuite(
+  values: { runs: string; "duration-ms": string; payload: string },
+): Promise<void> {
   const runs = Number(values.runs), durationMs = Number(values["duration-ms"]);
   const payloadBytes = Number(values.payload);
   const dir = await Deno.makeTempDir({ prefix: "ztna-bench-" });
@@ -76,6 +78,46 @@ async function main(): Promise<void> {
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+}
+
+// --- Suite selection -------------------------------------------------------
+
+const SUITES = ["datagram", "tunnel", "all"] as const;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      suite: { type: "string", default: "all" },
+      runs: { type: "string", default: "3" },
+      "duration-ms": { type: "string", default: "2000" },
+      payload: { type: "string", default: "1100" },
+      seconds: { type: "string", default: "10" },
+      pings: { type: "string", default: "20" },
+      "ping-interval": { type: "string", default: "0.2" },
+      "cpu-prof-dir": { type: "string" },
+    },
+  });
+  const suite = values.suite as (typeof SUITES)[number];
+  if (!SUITES.includes(suite)) {
+    console.error(`--suite: expected one of ${SUITES.join(", ")}, got "${values.suite}"`);
+    Deno.exit(2);
+  }
+  const numbers = ["runs", "duration-ms", "payload", "seconds", "pings", "ping-interval"] as const;
+  for (const name of numbers) {
+    if (!(Number(values[name]) > 0)) {
+      console.error(`--${name}: expected a positive number, got "${values[name]}"`);
+      Deno.exit(2);
+    }
+  }
+  if (suite !== "tunnel") await runDatagramSuite(values);
+  if (suite !== "datagram") {
+    await runTunnelSuite({
+      seconds: Number(values.seconds),
+      pings: Number(values.pings),
+      pingInterval: Number(values["ping-interval"]),
+      cpuProfileDir: values["cpu-prof-dir"],
+    });
   }
 }
 

@@ -1,0 +1,157 @@
+/**
+ * ztna over the relay, set up exactly like tests/e2e_relay_test.ts: the NAT
+ * topology (agent and connector each behind its own MASQUERADE NAT, relay on
+ * the "public" side), `main.ts connector` forwarding the service's port 5201
+ * to an iperf3 server on 127.0.0.1 in the connector's namespace, and
+ * `main.ts agent` with a TUN device routing the service IP. iperf3 and ping
+ * run from the agent's namespace to the service IP. Up to three last stderr
+ * lines of each node (warnings and up) are added to the result's notes.
+ *
+ * @module
+ */
+import { destroyOnInterrupt, throwIfInterrupted } from "./interrupt.ts";
+import { IPERF_PORT, type MeasureOptions, measurePath, startIperf3Server } from "./measure.ts";
+import type { PathResult } from "./result.ts";
+import {
+  type Child,
+  createNatTopology,
+  denoCommand,
+  makeTestOrg,
+  RELAY_MAIN,
+  RELAY_NAME,
+} from "./support.ts";
+
+/** Table label of the ztna path. */
+export const ZTNA = "ztna over the relay";
+
+const MAIN = new URL("../../main.ts", import.meta.url);
+const SERVICE_IP = "100.80.0.10";
+const RELAY_PORT = 4433;
+
+/** Options of the ztna path. */
+export interface ZtnaOptions extends MeasureOptions {
+  /**
+   * Run relay, connector and agent with `--cpu-prof` (and `--cpu-prof-md`),
+   * writing `relay`, `connector` and `agent` profiles into this folder.
+   */
+  cpuProfileDir?: string;
+}
+
+/** `deno run ... SCRIPT ARGS`, profiled as NAME when `cpuProfileDir` is set. */
+function nodeCommand(
+  script: URL,
+  args: string[],
+  name: string,
+  cpuProfileDir: string | undefined,
+): string[] {
+  const argv = denoCommand(script, args);
+  if (cpuProfileDir === undefined) return argv;
+  if (argv[1] !== "run") throw new Error(`unexpected deno command ${argv.join(" ")}`);
+  const profile = [
+    ...["--cpu-prof", `--cpu-prof-dir=${cpuProfileDir}`, `--cpu-prof-name=${name}.cpuprofile`],
+    "--cpu-prof-md",
+  ];
+  return [argv[0], "run", ...profile, ...argv.slice(2)];
+}
+
+/** Up to `count` last stderr lines of `child`, as notes labelled `label`. */
+function stderrNotes(child: Child, label: string, count = 3): string[] {
+  return (child.stderr?.tail() ?? []).slice(-count).map((line) => `${label} stderr: ${line}`);
+}
+
+/** Waits for a node's "up" line on stdout; on failure, its last stderr lines tell why. */
+async function started(child: Child, label: string): Promise<string> {
+  try {
+    return await child.nextLine(20_000);
+  } catch (error) {
+    const stderr = child.stderr?.tail().join("\n  ") ?? "";
+    throw new Error(`${label} did not come up: ${(error as Error).message}\n  ${stderr}`);
+  }
+}
+
+/** A failed iperf3 connect means the connector refused or dropped TCP. */
+function describeTcpFailure(error: string): string {
+  return /connect|refused|timed out|reset/i.test(error)
+    ? `TCP not available through ztna (iperf3: ${error})`
+    : `iperf3 failed: ${error}`;
+}
+
+/** Measures ztna through the relay; always tears the namespaces down. */
+export async function benchZtna(options: ZtnaOptions): Promise<PathResult> {
+  const topology = await createNatTopology("zbenchr");
+  const org = await makeTestOrg("bench");
+  const release = destroyOnInterrupt(topology.net);
+  const profile = options.cpuProfileDir;
+  try {
+    throwIfInterrupted();
+    const relayId = await org.issue("relay-1", "relay");
+    const connectorId = await org.issue("conn-1", "connector", ["web"]);
+    const agentId = await org.issue("alice", "agent");
+    const { net, relay: relayHost, connector: connectorHost, agent: agentHost } = topology;
+    const relay = net.spawn(
+      relayHost,
+      nodeCommand(
+        RELAY_MAIN,
+        [
+          ...["0.0.0.0", String(RELAY_PORT), relayId.certPath, relayId.keyPath, org.caPath],
+        ],
+        "relay",
+        profile,
+      ),
+      { stderr: "capture" },
+    );
+    const ready = await started(relay, "relay");
+    if (ready !== `READY ${RELAY_PORT}`) throw new Error(`relay: ${ready}`);
+    await startIperf3Server(net, connectorHost, "127.0.0.1");
+    const common = [
+      ...["--relay", `${topology.addresses.relay}:${RELAY_PORT}`, "--relay-name", RELAY_NAME],
+      ...["--ca", org.caPath, "--log-level", "warning"],
+    ];
+    const connector = net.spawn(
+      connectorHost,
+      nodeCommand(
+        MAIN,
+        [
+          ...["connector", "--service", "web", "--forward", `127.0.0.1:${IPERF_PORT}`],
+          ...["--allow", "alice", "--cert", connectorId.certPath, "--key", connectorId.keyPath],
+          ...common,
+        ],
+        "connector",
+        profile,
+      ),
+      { stderr: "capture" },
+    );
+    await started(connector, "connector");
+    const agent = net.spawn(
+      agentHost,
+      nodeCommand(
+        MAIN,
+        [
+          ...["agent", "--tun", "ztna0", "--service", `web=${SERVICE_IP}`],
+          ...["--cert", agentId.certPath, "--key", agentId.keyPath],
+          ...common,
+        ],
+        "agent",
+        profile,
+      ),
+      { stderr: "capture" },
+    );
+    await started(agent, "agent");
+    const result = await measurePath(ZTNA, net, agentHost, SERVICE_IP, options, describeTcpFailure);
+    // Stopped gracefully (SIGTERM), so profiles get written and stderr is complete.
+    await Promise.all([agent.stop(), connector.stop(), relay.stop()]);
+    result.notes.push(
+      ...stderrNotes(relay, "relay"),
+      ...stderrNotes(connector, "connector"),
+      ...stderrNotes(agent, "agent"),
+    );
+    return result;
+  } finally {
+    try {
+      await topology.net.destroy();
+    } finally {
+      release();
+      await org.cleanup();
+    }
+  }
+}
