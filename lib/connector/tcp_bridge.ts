@@ -12,6 +12,9 @@ import type { TcpHandler } from "./terminator.ts";
 
 const log = getLogger(["ztna", "connector", "tcp"]);
 
+/** Receive window of each bridged TCP connection. */
+const TCP_RECEIVE_WINDOW = 1 << 20;
+
 /** Makes the TCP handler of one session: `send` carries packets back to the agent. */
 export function tcpHandler(
   send: (packet: Uint8Array) => void,
@@ -19,6 +22,9 @@ export function tcpHandler(
 ): TcpHandler {
   const stack = new TcpStack({
     mtu: TUNNEL_MTU,
+    // A single stream moves at most one window per round trip; through a relay the RTT is
+    // a few ms, so 256 KiB would cap it near 0.4 Gbit/s. Unread data is bounded by this.
+    receiveWindow: TCP_RECEIVE_WINDOW,
     send,
     accept: (flow) => targets.has(flow.dstPort),
     onConnection: (connection, flow) => {

@@ -267,10 +267,17 @@ export class Endpoint implements ConnectionHost {
   #flushAwake(): void {
     this.#flushQueued = false;
     if (this.#closed) return;
-    const awake = [...this.#awake];
-    this.#awake.clear();
-    for (const connection of awake) this.#service(connection, false);
+    this.#serviceAwake();
     this.#socket.flush();
+  }
+
+  /** Send passes for woken connections, so their packets join the current flush. */
+  #serviceAwake(): void {
+    while (this.#awake.size > 0) {
+      const awake = [...this.#awake];
+      this.#awake.clear();
+      for (const connection of awake) this.#service(connection, false);
+    }
   }
 
   #onBatch(batch: ReceivedBatch): void {
@@ -289,6 +296,9 @@ export class Endpoint implements ConnectionHost {
       if (connection && !touched.includes(connection)) touched.push(connection);
     }
     for (const connection of touched) this.#service(connection, true);
+    // Connections woken while handling input (a relay forwarding to another node, a
+    // stream handler replying) send in this same flush, not in a later syscall.
+    this.#serviceAwake();
     this.#socket.flush();
   }
 
