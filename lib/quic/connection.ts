@@ -127,10 +127,6 @@ function readBytes(
   return copyNative(scratch.pointer[0], Number(scratch.length[0]));
 }
 
-function decodeStorage(storage: Uint8Array): SocketAddress {
-  return decodeSockaddr(storage);
-}
-
 /** A QUIC connection (client or server side). */
 export class Connection implements StreamHost {
   /** True for connections this endpoint accepted. */
@@ -342,8 +338,8 @@ export class Connection implements StreamHost {
     const field = (offset: number) => Number(view.getBigUint64(offset, true));
     for (let i = 0n; q.quiche_conn_path_stats(this.pointer, i, scratch.pathStats) === 0; i++) {
       out.push({
-        local: decodeStorage(scratch.pathStats.subarray(PathStats.localAddr)),
-        peer: decodeStorage(scratch.pathStats.subarray(PathStats.peerAddr)),
+        local: decodeSockaddr(scratch.pathStats.subarray(PathStats.localAddr)),
+        peer: decodeSockaddr(scratch.pathStats.subarray(PathStats.peerAddr)),
         active: scratch.pathStats[PathStats.active] !== 0,
         rttMs: field(PathStats.rtt) / 1e6,
         minRttMs: field(PathStats.minRtt) / 1e6,
@@ -499,8 +495,8 @@ export class Connection implements StreamHost {
       scratchBytes.peerLength,
     ] as const;
     const addresses = () => ({
-      local: decodeStorage(scratch.local),
-      peer: decodeStorage(scratch.peer),
+      local: decodeSockaddr(scratch.local),
+      peer: decodeSockaddr(scratch.peer),
     });
     switch (q.quiche_path_event_type(event)) {
       case PathEventType.New:

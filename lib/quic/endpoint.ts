@@ -369,8 +369,11 @@ export class Endpoint implements ConnectionHost {
         }
         // Keep `sockaddr` and `recvInfo` reachable: recvInfo holds raw pointers to them.
         const connection = this.#route(dcid, packet, sockaddr, recvInfo);
-        if (connection) this.#service(connection, true);
-        this.#socket.flush();
+        if (!connection) return;
+        this.#service(connection, true);
+        // Its packets leave with the flush of the batch this arrived in (or a microtask's),
+        // not one syscall per relayed packet.
+        this.wake(connection);
       },
       detach: () => {
         this.#virtualPeers.delete(key);
@@ -385,6 +388,7 @@ export class Endpoint implements ConnectionHost {
       q.quiche_conn_on_timeout(connection.pointer);
       this.#service(connection, true);
     }
+    this.#serviceAwake();
     this.#socket.flush();
   }
 
