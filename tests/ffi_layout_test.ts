@@ -4,6 +4,7 @@
  * sizeof/offsetof for every struct the binding reads or writes.
  */
 import assert from "node:assert/strict";
+import { runCProbe } from "./support/c_probe.ts";
 import { CMsg, IoVec, LINUX, MMsgHdr } from "../ffi/libc.ts";
 import { PathStats, RecvInfo, SendInfo, Stats } from "../ffi/quiche_constants.ts";
 
@@ -47,80 +48,63 @@ int main(void) {
 `;
 
 Deno.test("struct layouts and constants match quiche.h and the system headers", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "ztna-layout-" });
-  try {
-    await Deno.writeTextFile(`${dir}/probe.c`, PROBE);
-    const compile = await new Deno.Command("cc", {
-      args: ["-I", HEADER_DIR, "-o", `${dir}/probe`, `${dir}/probe.c`],
-      stderr: "piped",
-    }).output();
-    assert.equal(compile.code, 0, new TextDecoder().decode(compile.stderr));
-    const run = await new Deno.Command(`${dir}/probe`, { stdout: "piped" }).output();
-    const c = Object.fromEntries(
-      new TextDecoder().decode(run.stdout).trim().split("\n").map((line) => {
-        const [name, value] = line.split("=");
-        return [name, Number(value)];
-      }),
-    );
-    const expected: Record<string, number> = {
-      "quiche_recv_info": RecvInfo.size,
-      "quiche_recv_info.from": RecvInfo.from,
-      "quiche_recv_info.from_len": RecvInfo.fromLen,
-      "quiche_recv_info.to": RecvInfo.to,
-      "quiche_recv_info.to_len": RecvInfo.toLen,
-      "quiche_send_info": SendInfo.size,
-      "quiche_send_info.from": SendInfo.from,
-      "quiche_send_info.from_len": SendInfo.fromLen,
-      "quiche_send_info.to": SendInfo.to,
-      "quiche_send_info.to_len": SendInfo.toLen,
-      "quiche_send_info.at": SendInfo.at,
-      "quiche_stats": Stats.size,
-      "quiche_stats.recv": Stats.recv,
-      "quiche_stats.sent": Stats.sent,
-      "quiche_stats.lost": Stats.lost,
-      "quiche_stats.sent_bytes": Stats.sentBytes,
-      "quiche_stats.recv_bytes": Stats.recvBytes,
-      "quiche_stats.dgram_recv": Stats.dgramRecv,
-      "quiche_stats.dgram_sent": Stats.dgramSent,
-      "quiche_stats.paths_count": Stats.pathsCount,
-      "quiche_path_stats": PathStats.size,
-      "quiche_path_stats.local_addr": PathStats.localAddr,
-      "quiche_path_stats.peer_addr": PathStats.peerAddr,
-      "quiche_path_stats.active": PathStats.active,
-      "quiche_path_stats.lost": PathStats.lost,
-      "quiche_path_stats.rtt": PathStats.rtt,
-      "quiche_path_stats.min_rtt": PathStats.minRtt,
-      "quiche_path_stats.cwnd": PathStats.cwnd,
-      "quiche_path_stats.pmtu": PathStats.pmtu,
-      "struct mmsghdr": MMsgHdr.size,
-      "struct mmsghdr.msg_hdr.msg_name": MMsgHdr.name,
-      "struct mmsghdr.msg_hdr.msg_namelen": MMsgHdr.nameLen,
-      "struct mmsghdr.msg_hdr.msg_iov": MMsgHdr.iov,
-      "struct mmsghdr.msg_hdr.msg_iovlen": MMsgHdr.iovLen,
-      "struct mmsghdr.msg_hdr.msg_control": MMsgHdr.control,
-      "struct mmsghdr.msg_hdr.msg_controllen": MMsgHdr.controlLen,
-      "struct mmsghdr.msg_hdr.msg_flags": MMsgHdr.flags,
-      "struct mmsghdr.msg_len": MMsgHdr.len,
-      "struct iovec": IoVec.size,
-      "struct iovec.iov_len": IoVec.len,
-      "CMSG_SPACE": CMsg.space,
-      "CMSG_LEN_U16": 18,
-      "AF_INET6": LINUX.AF_INET6,
-      "SOL_UDP": LINUX.SOL_UDP,
-      "UDP_SEGMENT": LINUX.UDP_SEGMENT,
-      "UDP_GRO": LINUX.UDP_GRO,
-      "SO_RCVBUFFORCE": LINUX.SO_RCVBUFFORCE,
-      "IPV6_V6ONLY": LINUX.IPV6_V6ONLY,
-      "MSG_DONTWAIT": LINUX.MSG_DONTWAIT,
-      "MSG_TRUNC": LINUX.MSG_TRUNC,
-      "SOCK_NONBLOCK": LINUX.SOCK_NONBLOCK,
-      "SOCK_CLOEXEC": LINUX.SOCK_CLOEXEC,
-      "EFD_NONBLOCK": LINUX.EFD_NONBLOCK,
-    };
-    for (const [name, value] of Object.entries(expected)) {
-      assert.equal(value, c[name], `${name}: binding says ${value}, C says ${c[name]}`);
-    }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  const c = await runCProbe(PROBE, [HEADER_DIR]);
+  const expected: Record<string, number> = {
+    "quiche_recv_info": RecvInfo.size,
+    "quiche_recv_info.from": RecvInfo.from,
+    "quiche_recv_info.from_len": RecvInfo.fromLen,
+    "quiche_recv_info.to": RecvInfo.to,
+    "quiche_recv_info.to_len": RecvInfo.toLen,
+    "quiche_send_info": SendInfo.size,
+    "quiche_send_info.from": SendInfo.from,
+    "quiche_send_info.from_len": SendInfo.fromLen,
+    "quiche_send_info.to": SendInfo.to,
+    "quiche_send_info.to_len": SendInfo.toLen,
+    "quiche_send_info.at": SendInfo.at,
+    "quiche_stats": Stats.size,
+    "quiche_stats.recv": Stats.recv,
+    "quiche_stats.sent": Stats.sent,
+    "quiche_stats.lost": Stats.lost,
+    "quiche_stats.sent_bytes": Stats.sentBytes,
+    "quiche_stats.recv_bytes": Stats.recvBytes,
+    "quiche_stats.dgram_recv": Stats.dgramRecv,
+    "quiche_stats.dgram_sent": Stats.dgramSent,
+    "quiche_stats.paths_count": Stats.pathsCount,
+    "quiche_path_stats": PathStats.size,
+    "quiche_path_stats.local_addr": PathStats.localAddr,
+    "quiche_path_stats.peer_addr": PathStats.peerAddr,
+    "quiche_path_stats.active": PathStats.active,
+    "quiche_path_stats.lost": PathStats.lost,
+    "quiche_path_stats.rtt": PathStats.rtt,
+    "quiche_path_stats.min_rtt": PathStats.minRtt,
+    "quiche_path_stats.cwnd": PathStats.cwnd,
+    "quiche_path_stats.pmtu": PathStats.pmtu,
+    "struct mmsghdr": MMsgHdr.size,
+    "struct mmsghdr.msg_hdr.msg_name": MMsgHdr.name,
+    "struct mmsghdr.msg_hdr.msg_namelen": MMsgHdr.nameLen,
+    "struct mmsghdr.msg_hdr.msg_iov": MMsgHdr.iov,
+    "struct mmsghdr.msg_hdr.msg_iovlen": MMsgHdr.iovLen,
+    "struct mmsghdr.msg_hdr.msg_control": MMsgHdr.control,
+    "struct mmsghdr.msg_hdr.msg_controllen": MMsgHdr.controlLen,
+    "struct mmsghdr.msg_hdr.msg_flags": MMsgHdr.flags,
+    "struct mmsghdr.msg_len": MMsgHdr.len,
+    "struct iovec": IoVec.size,
+    "struct iovec.iov_len": IoVec.len,
+    "CMSG_SPACE": CMsg.space,
+    "CMSG_LEN_U16": 18,
+    "AF_INET6": LINUX.AF_INET6,
+    "SOL_UDP": LINUX.SOL_UDP,
+    "UDP_SEGMENT": LINUX.UDP_SEGMENT,
+    "UDP_GRO": LINUX.UDP_GRO,
+    "SO_RCVBUFFORCE": LINUX.SO_RCVBUFFORCE,
+    "IPV6_V6ONLY": LINUX.IPV6_V6ONLY,
+    "MSG_DONTWAIT": LINUX.MSG_DONTWAIT,
+    "MSG_TRUNC": LINUX.MSG_TRUNC,
+    "SOCK_NONBLOCK": LINUX.SOCK_NONBLOCK,
+    "SOCK_CLOEXEC": LINUX.SOCK_CLOEXEC,
+    "EFD_NONBLOCK": LINUX.EFD_NONBLOCK,
+  };
+  for (const [name, value] of Object.entries(expected)) {
+    assert.equal(value, c[name], `${name}: binding says ${value}, C says ${c[name]}`);
   }
 });

@@ -5,6 +5,7 @@
  * when the interface is deleted underneath, and removal on close.
  */
 import assert from "node:assert/strict";
+import { runCProbe } from "./support/c_probe.ts";
 import { IfReq, In6IfReq, In6RtMsg, PollFd, RtEntry, SockaddrIn, TUN } from "../ffi/tun.ts";
 import { ipv4Netmask, parseTunConfig } from "../lib/tun/config.ts";
 import { tunUnsupportedReason } from "../lib/tun/support.ts";
@@ -52,60 +53,43 @@ int main(void) {
 `;
 
 Deno.test("TUN struct layouts and constants match the C headers", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "ztna-tun-layout-" });
-  try {
-    await Deno.writeTextFile(`${dir}/probe.c`, PROBE);
-    const compile = await new Deno.Command("cc", {
-      args: ["-o", `${dir}/probe`, `${dir}/probe.c`],
-      stderr: "piped",
-    }).output();
-    assert.equal(compile.code, 0, new TextDecoder().decode(compile.stderr));
-    const run = await new Deno.Command(`${dir}/probe`, { stdout: "piped" }).output();
-    const c = Object.fromEntries(
-      new TextDecoder().decode(run.stdout).trim().split("\n").map((line) => {
-        const [name, value] = line.split("=");
-        return [name, Number(value)];
-      }),
-    );
-    const expected: Record<string, number> = {
-      "struct ifreq": IfReq.size,
-      "struct ifreq.ifr_name": IfReq.name,
-      "struct ifreq.ifr_flags": IfReq.flags,
-      "struct ifreq.ifr_mtu": IfReq.mtu,
-      "struct ifreq.ifr_ifindex": IfReq.ifindex,
-      "struct ifreq.ifr_addr": IfReq.addr,
-      "struct in6_ifreq": In6IfReq.size,
-      "struct in6_ifreq.ifr6_addr": In6IfReq.addr,
-      "struct in6_ifreq.ifr6_prefixlen": In6IfReq.prefixLen,
-      "struct in6_ifreq.ifr6_ifindex": In6IfReq.ifindex,
-      "struct rtentry": RtEntry.size,
-      "struct rtentry.rt_dst": RtEntry.dst,
-      "struct rtentry.rt_gateway": RtEntry.gateway,
-      "struct rtentry.rt_genmask": RtEntry.genmask,
-      "struct rtentry.rt_flags": RtEntry.flags,
-      "struct rtentry.rt_metric": RtEntry.metric,
-      "struct rtentry.rt_dev": RtEntry.dev,
-      "struct in6_rtmsg": In6RtMsg.size,
-      "struct in6_rtmsg.rtmsg_dst": In6RtMsg.dst,
-      "struct in6_rtmsg.rtmsg_gateway": In6RtMsg.gateway,
-      "struct in6_rtmsg.rtmsg_dst_len": In6RtMsg.dstLen,
-      "struct in6_rtmsg.rtmsg_metric": In6RtMsg.metric,
-      "struct in6_rtmsg.rtmsg_flags": In6RtMsg.flags,
-      "struct in6_rtmsg.rtmsg_ifindex": In6RtMsg.ifindex,
-      "struct sockaddr_in": SockaddrIn.size,
-      "struct sockaddr_in.sin_family": SockaddrIn.family,
-      "struct sockaddr_in.sin_addr": SockaddrIn.addr,
-      "struct pollfd": PollFd.size,
-      "struct pollfd.fd": PollFd.fd,
-      "struct pollfd.events": PollFd.events,
-      "struct pollfd.revents": PollFd.revents,
-    };
-    for (const [name, value] of Object.entries(TUN)) expected[name] = value;
-    for (const [name, value] of Object.entries(expected)) {
-      assert.equal(value, c[name], `${name}: binding says ${value}, C says ${c[name]}`);
-    }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  const c = await runCProbe(PROBE);
+  const expected: Record<string, number> = {
+    "struct ifreq": IfReq.size,
+    "struct ifreq.ifr_name": IfReq.name,
+    "struct ifreq.ifr_flags": IfReq.flags,
+    "struct ifreq.ifr_mtu": IfReq.mtu,
+    "struct ifreq.ifr_ifindex": IfReq.ifindex,
+    "struct ifreq.ifr_addr": IfReq.addr,
+    "struct in6_ifreq": In6IfReq.size,
+    "struct in6_ifreq.ifr6_addr": In6IfReq.addr,
+    "struct in6_ifreq.ifr6_prefixlen": In6IfReq.prefixLen,
+    "struct in6_ifreq.ifr6_ifindex": In6IfReq.ifindex,
+    "struct rtentry": RtEntry.size,
+    "struct rtentry.rt_dst": RtEntry.dst,
+    "struct rtentry.rt_gateway": RtEntry.gateway,
+    "struct rtentry.rt_genmask": RtEntry.genmask,
+    "struct rtentry.rt_flags": RtEntry.flags,
+    "struct rtentry.rt_metric": RtEntry.metric,
+    "struct rtentry.rt_dev": RtEntry.dev,
+    "struct in6_rtmsg": In6RtMsg.size,
+    "struct in6_rtmsg.rtmsg_dst": In6RtMsg.dst,
+    "struct in6_rtmsg.rtmsg_gateway": In6RtMsg.gateway,
+    "struct in6_rtmsg.rtmsg_dst_len": In6RtMsg.dstLen,
+    "struct in6_rtmsg.rtmsg_metric": In6RtMsg.metric,
+    "struct in6_rtmsg.rtmsg_flags": In6RtMsg.flags,
+    "struct in6_rtmsg.rtmsg_ifindex": In6RtMsg.ifindex,
+    "struct sockaddr_in": SockaddrIn.size,
+    "struct sockaddr_in.sin_family": SockaddrIn.family,
+    "struct sockaddr_in.sin_addr": SockaddrIn.addr,
+    "struct pollfd": PollFd.size,
+    "struct pollfd.fd": PollFd.fd,
+    "struct pollfd.events": PollFd.events,
+    "struct pollfd.revents": PollFd.revents,
+  };
+  for (const [name, value] of Object.entries(TUN)) expected[name] = value;
+  for (const [name, value] of Object.entries(expected)) {
+    assert.equal(value, c[name], `${name}: binding says ${value}, C says ${c[name]}`);
   }
 });
 

@@ -3,7 +3,7 @@
  * `quiche_conn` that turns its state into events (established, datagrams,
  * streams, path events, closed) and frees it exactly once.
  */
-import { quiche } from "../../ffi/quiche.ts";
+import { type Quiche, quiche } from "../../ffi/quiche.ts";
 import {
   PathEventType,
   PathStats,
@@ -258,33 +258,24 @@ export class Connection implements StreamHost {
 
   /** Starts validating a new path to `peer` from this endpoint's socket (RFC 9000 §8.2). */
   probePath(peer: SocketAddress): void {
-    const local = this.#host.localSockaddr;
-    const remote = this.#host.sockaddrFor(peer);
-    const code = quiche().quiche_conn_probe_path(
-      this.pointer,
-      local,
-      local.length,
-      remote,
-      remote.length,
-      scratchBytes.u64,
-    );
-    if (code < 0) throw new QuicheError(`probing path to ${peer.hostname}:${peer.port}`, code);
-    this.#host.wake(this);
+    this.#changePath(quiche().quiche_conn_probe_path, peer, "probing path to");
   }
 
   /** Moves the connection onto the (validated) path to `peer` (client side). */
   migrate(peer: SocketAddress): void {
+    this.#changePath(quiche().quiche_conn_migrate, peer, "migrating to");
+  }
+
+  /** Calls a quiche path function for (our socket, `peer`) and schedules the packets it causes. */
+  #changePath(
+    call: Quiche["quiche_conn_probe_path"],
+    peer: SocketAddress,
+    what: string,
+  ): void {
     const local = this.#host.localSockaddr;
     const remote = this.#host.sockaddrFor(peer);
-    const code = quiche().quiche_conn_migrate(
-      this.pointer,
-      local,
-      local.length,
-      remote,
-      remote.length,
-      scratchBytes.u64,
-    );
-    if (code < 0) throw new QuicheError(`migrating to ${peer.hostname}:${peer.port}`, code);
+    const code = call(this.pointer, local, local.length, remote, remote.length, scratchBytes.u64);
+    if (code < 0) throw new QuicheError(`${what} ${peer.hostname}:${peer.port}`, code);
     this.#host.wake(this);
   }
 
