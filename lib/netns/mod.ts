@@ -7,5 +7,16 @@ export { type Child, spawnChild, type SpawnOptions, type StderrMode } from "./ch
 export { DENO_CONFIG, denoCommand } from "./deno_command.ts";
 export type { ExecResult } from "./root_command.ts";
 export { LineLog } from "./line_log.ts";
+export {
+  blackhole,
+  createNatLab,
+  flushConntrack,
+  type NatKind,
+  type NatLab,
+  readdress,
+  type Site,
+  type SiteSpec,
+  unblackhole,
+} from "./nat_lab.ts";
 export { createNatTopology, NAT_ADDRESSES, type NatTopology } from "./nat_topology.ts";
 export { type Host, type Link, type LinkOptions, type RunOptions, Topology } from "./topology.ts";
