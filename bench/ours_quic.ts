@@ -55,13 +55,13 @@ export function serveBench(
       onConnection(connection) {
         const counts: ReceiverCounts = { received: 0, bytes: 0, firstToLastMs: 0 };
         let first = 0;
-        connection.ondatagram = (data) => {
+        connection.onDatagram((data) => {
           const now = performance.now();
           if (counts.received++ === 0) first = now;
           counts.bytes += data.length;
           counts.firstToLastMs = now - first;
-        };
-        connection.onstream = async (stream) => {
+        });
+        connection.onStream(async (stream) => {
           const sent = Number(new TextDecoder().decode(await stream.readAll()));
           // Wait until every sent DATAGRAM arrived or 200 ms pass with nothing new.
           for (let last = -1; counts.received < sent && last !== counts.received;) {
@@ -70,7 +70,7 @@ export function serveBench(
           }
           await stream.write(new TextEncoder().encode(JSON.stringify(counts)), true);
           onCounts?.(counts);
-        };
+        });
       },
     },
   });

@@ -57,7 +57,7 @@ export const command = defineCommand({
     });
     console.log(
       `agent up on ${values.tun}: ${services.map((s) => `${s.name} at ${s.ip}`).join(", ")}; ` +
-        `relay sees it at ${agent.link.observed}`,
+        `relay sees it at ${agent.node.link.observed}`,
     );
     await untilShutdown();
     await agent.close();

@@ -55,7 +55,9 @@ export const command = defineCommand({
       allow,
       tcp: tcpHandler,
     });
-    console.log(`connector publishing ${service}; relay sees it at ${connector.link.observed}`);
+    console.log(
+      `connector publishing ${service}; relay sees it at ${connector.node.link.observed}`,
+    );
     await untilShutdown();
     await connector.close();
   },

@@ -131,6 +131,10 @@ export const quicheSymbols = {
   quiche_conn_timeout_as_nanos: { parameters: ["pointer"], result: "u64" },
   quiche_conn_on_timeout: { parameters: ["pointer"], result: "void" },
   quiche_conn_send_ack_eliciting: { parameters: ["pointer"], result: "i32" },
+  quiche_conn_send_ack_eliciting_on_path: {
+    parameters: ["pointer", "buffer", "u32", "buffer", "u32"],
+    result: "i32",
+  },
   quiche_conn_close: {
     parameters: ["pointer", "bool", "u64", "buffer", "usize"],
     result: "i32",
@@ -194,6 +198,7 @@ export const quicheSymbols = {
   quiche_connection_id_iter_next: { parameters: ["pointer", "buffer", "buffer"], result: "bool" },
   quiche_connection_id_iter_free: { parameters: ["pointer"], result: "void" },
   quiche_conn_available_dcids: { parameters: ["pointer"], result: "usize" },
+  quiche_conn_retire_dcid: { parameters: ["pointer", "u64"], result: "i32" },
   quiche_conn_probe_path: {
     parameters: ["pointer", "buffer", "u32", "buffer", "u32", "buffer"],
     result: "i32",

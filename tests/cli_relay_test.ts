@@ -124,8 +124,8 @@ async function sessionThroughRelay(
   connectorId: NodeIdentity,
   agentId: NodeIdentity,
 ): Promise<void> {
-  const connector = startNode(relay, connectorId, "connector", serverName);
-  const agent = startNode(relay, agentId, "agent", serverName);
+  const connector = startNode(relay, connectorId, "connector", { serverName });
+  const agent = startNode(relay, agentId, "agent", { serverName });
   try {
     await connector.link.start();
     await agent.link.start();

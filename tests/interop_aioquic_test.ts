@@ -295,11 +295,11 @@ async function datagramEchoes(
   const digests = payloads.map(sha256);
   const echoed = new Set<number>();
   let corrupt = 0;
-  connection.ondatagram = (data) => {
+  const stop = connection.onDatagram((data) => {
     const index = data.length >= 4 ? new DataView(data.buffer, data.byteOffset).getUint32(0) : -1;
     if (index >= 0 && index < count && sha256(data) === digests[index]) echoed.add(index);
     else corrupt++;
-  };
+  });
   let resends = 0;
   const deadline = performance.now() + 10_000;
   for (let round = 0; echoed.size < count && performance.now() < deadline; round++) {
@@ -310,7 +310,7 @@ async function datagramEchoes(
     }
     await waitFor(() => echoed.size === count, "DATAGRAM echoes", 250).catch(() => {});
   }
-  connection.ondatagram = undefined;
+  stop();
   return { echoed: echoed.size, resends, corrupt };
 }
 

@@ -141,13 +141,15 @@ Deno.test("100,000 random and mutated packets leave the server and its live conn
     const received = server.socketStats.packetsReceived;
     const accounted = stats.routedToConnections + stats.unknownConnectionDropped +
       stats.malformedDropped + stats.versionNegotiations + stats.retries +
-      stats.invalidTokens + stats.acceptFailures;
+      stats.invalidTokens + stats.acceptFailures + stats.rawDelivered + stats.rawUnclaimed;
     assert.equal(accounted, received, `every packet counted once: ${JSON.stringify(stats)}`);
     assert.ok(
       received >= GARBAGE_PACKETS * 0.9,
       `the server received ${received} packets, kernel drops hide the rest`,
     );
     assert.ok(stats.malformedDropped > 1000, "malformed headers were seen");
+    assert.ok(stats.rawUnclaimed > 1000, "non-QUIC first bytes were seen and dropped");
+    assert.equal(stats.rawDelivered, 0, "no handler was registered");
     assert.ok(stats.unknownConnectionDropped > 1000, "packets for unknown connections were seen");
     assert.ok(stats.versionNegotiations > 1000, "unknown versions were answered");
     assert.ok(stats.retries > 100, "token-less Initials got a retry");

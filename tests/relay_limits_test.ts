@@ -11,8 +11,6 @@ import type { SocketAddress } from "../lib/net/address.ts";
 import { MAX_MESSAGE_BYTES, MessageStream } from "../lib/control/message_stream.ts";
 import { type Message, PROTOCOL_VERSION } from "../lib/control/messages.ts";
 import { type NodeIdentity, relayClientConfig, TUNNEL_MTU } from "../lib/node/configs.ts";
-import type { SessionAssignment } from "../lib/node/relay_link.ts";
-import { serviceServerName } from "../lib/pki/mod.ts";
 import type { QuicConfig } from "../lib/quic/config.ts";
 import type { Connection } from "../lib/quic/connection.ts";
 import { Endpoint } from "../lib/quic/endpoint.ts";
@@ -59,7 +57,10 @@ async function relayWithNodes(label: string, packetsPerSecond?: number) {
     "connector",
   );
   nodes.push(connector);
-  const agent = startNode(relay.address, await identity(org, "alice", "agent"), "agent");
+  // Relay only: these tests count what the relay forwards and drops.
+  const agent = startNode(relay.address, await identity(org, "alice", "agent"), "agent", {
+    relayOnly: true,
+  });
   nodes.push(agent);
   await connector.link.start();
   await agent.link.start();
@@ -78,19 +79,10 @@ async function relayWithNodes(label: string, packetsPerSecond?: number) {
   };
 }
 
-/** Opens a session from `agent` to `web`; returns the relay's assignment and the QUIC session. */
-async function openWebSession(
-  agent: TestNode,
-): Promise<{ assignment: SessionAssignment; session: Connection }> {
-  const assignment = await agent.link.openSession("web");
-  const peer = agent.link.attachSession(assignment);
-  const session = agent.endpoint.connect({
-    peer: peer.address,
-    serverName: serviceServerName("web"),
-    config: agent.configs[1],
-  });
-  await session.established;
-  return { assignment, session };
+/** Opens a session from `agent` to `web`; returns its relay session ID and the QUIC session. */
+async function openWebSession(agent: TestNode): Promise<{ id: string; session: Connection }> {
+  const session = await agent.node.openSession("web");
+  return { id: session.id, session: session.connection! };
 }
 
 /**
@@ -113,7 +105,7 @@ class HandMadeNode {
       serverName: RELAY_NAME,
       config: this.#config,
     });
-    this.connection.ondatagram = () => this.datagramsReceived++;
+    this.connection.onDatagram(() => this.datagramsReceived++);
     this.stream = this.connection.openStream();
     this.control = new MessageStream(this.stream);
   }
@@ -185,8 +177,9 @@ Deno.test("a relay limited to 50 packets/s forwards a DATAGRAM burst partially; 
     await sleep(1_200);
 
     const echoes = new Set<number>();
-    session.ondatagram = (data) =>
-      echoes.add(new DataView(data.buffer, data.byteOffset).getUint32(0));
+    const stopEchoes = session.onDatagram((data) =>
+      echoes.add(new DataView(data.buffer, data.byteOffset).getUint32(0))
+    );
     const forwarded0 = relay.stats.datagramsForwarded;
     const limited0 = relay.stats.droppedRateLimited;
     const started = performance.now();
@@ -226,8 +219,8 @@ Deno.test("a relay limited to 50 packets/s forwards a DATAGRAM burst partially; 
     await sleep(1_200);
     const limitedBefore = relay.stats.droppedRateLimited;
     const slow = new Set<number>();
-    session.ondatagram = (data) =>
-      slow.add(new DataView(data.buffer, data.byteOffset).getUint32(0));
+    stopEchoes();
+    session.onDatagram((data) => slow.add(new DataView(data.buffer, data.byteOffset).getUint32(0)));
     for (let i = 0; i < 20; i++) {
       new DataView(payload.buffer).setUint32(0, 1_000_000 + i);
       assert.ok(session.sendDatagram(payload));
@@ -253,7 +246,7 @@ Deno.test("the relay forwards nothing for an unmatched session and counts every 
   const { relay, connector, agent, org } = setup;
   let mallory: HandMadeNode | undefined;
   try {
-    const { assignment, session } = await openWebSession(agent);
+    const { id, session } = await openWebSession(agent);
     await waitFor(() => connector.accepted.length === 1, "the connector to accept");
     assert.equal(await datagramRoundTrips(session, 100, TUNNEL_MTU), 100);
 
@@ -267,13 +260,9 @@ Deno.test("the relay forwards nothing for an unmatched session and counts every 
     // Quiet the live session, then watch both of its ends.
     await sleep(200);
     let agentSaw = 0, connectorSaw = 0;
-    session.ondatagram = () => agentSaw++;
+    session.onDatagram(() => agentSaw++);
     const served = connector.accepted[0];
-    const echoing = served.ondatagram;
-    served.ondatagram = (data) => {
-      connectorSaw++;
-      echoing?.(data);
-    };
+    served.onDatagram(() => connectorSaw++);
     const agentReceived = session.stats().datagramsReceived;
     const connectorReceived = served.stats().datagramsReceived;
     const forwarded = relay.stats.datagramsForwarded;
@@ -281,7 +270,7 @@ Deno.test("the relay forwards nothing for an unmatched session and counts every 
     const dropped = relay.stats.droppedNoSession;
 
     let random = crypto.getRandomValues(new Uint8Array(SESSION_ID_BYTES));
-    while (sessionIdHex(random) === assignment.session) crypto.getRandomValues(random);
+    while (sessionIdHex(random) === id) crypto.getRandomValues(random);
     const sent = { random: 100, liveSessionNotAnEnd: 50, tooShort: 10 };
     for (let i = 0; i < sent.random; i++) {
       if (i % 10 === 0) random = crypto.getRandomValues(new Uint8Array(SESSION_ID_BYTES));
@@ -290,13 +279,13 @@ Deno.test("the relay forwards nothing for an unmatched session and counts every 
     // The live session's real ID, from a node that is not one of its ends.
     for (let i = 0; i < sent.liveSessionNotAnEnd; i++) {
       assert.ok(
-        mallory.connection.sendDatagram(relayDatagram(sessionIdBytes(assignment.session), 200)),
+        mallory.connection.sendDatagram(relayDatagram(sessionIdBytes(id), 200)),
       );
     }
     // Just a session ID, or less: nothing to forward.
     for (let i = 0; i < sent.tooShort; i++) {
       assert.ok(
-        mallory.connection.sendDatagram(sessionIdBytes(assignment.session).subarray(0, 1 + i % 8)),
+        mallory.connection.sendDatagram(sessionIdBytes(id).subarray(0, 1 + i % 8)),
       );
     }
     const total = sent.random + sent.liveSessionNotAnEnd + sent.tooShort;
@@ -342,7 +331,7 @@ const VIOLATIONS: Violation[] = [
   {
     name: "register without a service",
     hello: true,
-    act: (node) => node.sendFrame(encode(`{"type":"register"}`)),
+    act: (node) => node.sendFrame(encode(`{"type":"register","id":1}`)),
     reason: `"register" message needs a string "service"`,
   },
   {
@@ -354,14 +343,20 @@ const VIOLATIONS: Violation[] = [
   {
     name: "an invalid service name",
     hello: true,
-    act: (node) => node.sendFrame(encode(`{"type":"open-session","service":"Web_1"}`)),
+    act: (node) => node.sendFrame(encode(`{"type":"open-session","id":1,"service":"Web_1"}`)),
     reason: `invalid service name "Web_1"`,
   },
   {
-    name: "an unknown message type",
+    name: "a request without an ID",
     hello: true,
-    act: (node) => node.sendFrame(encode(`{"type":"frobnicate"}`)),
-    reason: `unknown message type "frobnicate"`,
+    act: (node) => node.sendFrame(encode(`{"type":"register","service":"web"}`)),
+    reason: `"register" message needs a request "id" (a non-negative integer)`,
+  },
+  {
+    name: "a message without a type",
+    hello: true,
+    act: (node) => node.sendFrame(encode(`{"service":"web"}`)),
+    reason: `a message needs a "type" of 1-64 characters`,
   },
   {
     name: "not JSON",
@@ -372,7 +367,7 @@ const VIOLATIONS: Violation[] = [
   {
     name: "a first message other than hello",
     hello: false,
-    act: (node) => node.sendFrame(encode(`{"type":"register","service":"web"}`)),
+    act: (node) => node.sendFrame(encode(`{"type":"register","id":1,"service":"web"}`)),
     reason: "expected hello, got register",
   },
   {
@@ -411,14 +406,22 @@ Deno.test("a node breaking the control protocol gets a protocol close; the relay
     handMade.push(big);
     await big.hello("agent");
     const padding = "x".repeat(
-      MAX_MESSAGE_BYTES - `{"type":"register","service":"web","p":""}`.length,
+      MAX_MESSAGE_BYTES - `{"type":"register","id":7,"service":"web","p":""}`.length,
     );
-    const body = encode(`{"type":"register","service":"web","p":"${padding}"}`);
+    const body = encode(`{"type":"register","id":7,"service":"web","p":"${padding}"}`);
     assert.equal(body.length, MAX_MESSAGE_BYTES);
     await big.sendFrame(body);
     const answer = await big.control.receive();
     assert.equal(answer?.type, "error");
     assert.equal(answer?.type === "error" && answer.code, "forbidden");
+    assert.equal(answer?.type === "error" && answer.id, 7, "the error answers request 7");
+    assert.equal(big.connection.isClosed, false);
+    // Forward compatibility: a message of a type this relay does not know is skipped.
+    await big.sendFrame(encode(`{"type":"frobnicate","id":8}`));
+    await big.control.send({ type: "open-session", id: 9, service: "nothing" });
+    const skipped = await big.control.receive();
+    assert.equal(skipped?.type === "error" && skipped.id, 9, "the next request is answered");
+    assert.equal(skipped?.type === "error" && skipped.code, "unknown-service");
     assert.equal(big.connection.isClosed, false);
     // A valid message a node may not send is answered, not fatal.
     await big.control.send({ type: "hello", version: PROTOCOL_VERSION, role: "agent" });
@@ -432,7 +435,9 @@ Deno.test("a node breaking the control protocol gets a protocol close; the relay
     assert.equal(await datagramRoundTrips(session, 500, TUNNEL_MTU), 500);
     const stream = await streamRoundTrip(session, 1 << 20);
     assert.equal(stream.received, stream.sent);
-    const bob = startNode(relay.address, await identity(org, "bob", "agent"), "agent");
+    const bob = startNode(relay.address, await identity(org, "bob", "agent"), "agent", {
+      relayOnly: true,
+    });
     setup.nodes.push(bob);
     await bob.link.start();
     const second = await openWebSession(bob);

@@ -46,7 +46,10 @@ Deno.test("relay: QAD, registration, a session through the relay, refusals", asy
       await identity(org, "conn-1", "connector", ["web"]),
       "connector",
     );
-    const agent = startNode(relay.address, await identity(org, "alice", "agent"), "agent");
+    // Relay only: this test counts what the relay forwards.
+    const agent = startNode(relay.address, await identity(org, "alice", "agent"), "agent", {
+      relayOnly: true,
+    });
     nodes.push(connector, agent);
     await connector.link.start();
     await agent.link.start();
@@ -139,7 +142,10 @@ Deno.test(
         await identity(org, "conn-1", "connector", ["web"]),
         "connector",
       );
-      const agent = startNode(relay.address, await identity(org, "alice", "agent"), "agent");
+      // Relay only: the transfer must cross the relay restart.
+      const agent = startNode(relay.address, await identity(org, "alice", "agent"), "agent", {
+        relayOnly: true,
+      });
       nodes.push(connector, agent);
       await connector.link.start();
       await agent.link.start();

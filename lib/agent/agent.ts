@@ -1,36 +1,22 @@
 /**
  * The agent: captures traffic for service IPs on a Linux TUN device and sends
  * each IP packet as a DATAGRAM of that service's end-to-end session, which
- * rides through the relay; replies are written back to the TUN. A session
- * that ends (its connector restarted, say) is re-opened with backoff.
+ * starts on the relay and goes direct when the NATs allow; replies are written
+ * back to the TUN. A session that ends (its connector restarted, say) is
+ * re-opened with backoff.
  */
 import { getLogger } from "@logtape/logtape";
 import { parseIp } from "../packet/mod.ts";
 import { formatIpAddress, parseIpAddress } from "../packet/mod.ts";
 import type { SocketAddress } from "../net/address.ts";
-import type { Connection } from "../quic/connection.ts";
-import { Endpoint } from "../quic/endpoint.ts";
-import { type CloseReason, describeClose } from "../quic/errors.ts";
-import { SESSION_ACCESS_DENIED } from "../relay/constants.ts";
-import {
-  type NodeIdentity,
-  relayClientConfig,
-  sessionConfig,
-  TUNNEL_MTU,
-} from "../node/configs.ts";
-import { FatalRelayError, RelayLink } from "../node/relay_link.ts";
-import { serviceServerName } from "../pki/grants.ts";
+import { describeClose } from "../quic/errors.ts";
+import { type NodeIdentity, TUNNEL_MTU } from "../node/configs.ts";
+import { Node } from "../node/node.ts";
+import { FatalRelayError, RelayRequestError } from "../node/relay_link.ts";
+import { isAccessDenied, type Session, type SessionStatus } from "../session/session.ts";
 import { TunDevice } from "../tun/mod.ts";
 
 const log = getLogger(["ztna", "agent"]);
-
-/** Shortest wait for the connector's verdict on this agent's certificate. */
-const ADMISSION_WINDOW_MIN_MS = 150;
-
-/** True for the connector's access-list refusal. */
-function isAccessDenied(reason: CloseReason): boolean {
-  return reason.by === "peer" && reason.isApplication && reason.code === SESSION_ACCESS_DENIED;
-}
 
 /** A service the agent reaches, at the IP the agent's host uses for it. */
 export interface AgentService {
@@ -60,30 +46,25 @@ export interface AgentStats {
 /** A running agent. */
 export class Agent {
   readonly stats: AgentStats = { packetsToSessions: 0, packetsFromSessions: 0, dropped: 0 };
-  readonly link: RelayLink;
-  readonly #endpoint: Endpoint;
-  readonly #configs;
+  readonly node: Node;
   readonly #tun: TunDevice;
   /** The live session of each service IP (by its text form). */
-  readonly #sessions = new Map<string, Connection | null>();
+  readonly #sessions = new Map<string, Session | null>();
   #closing = false;
   #reading: Promise<void> | undefined;
 
   private constructor(options: AgentOptions, tun: TunDevice) {
     this.#tun = tun;
-    this.#configs = {
-      relay: relayClientConfig(options.identity),
-      session: sessionConfig(options.identity),
-    };
-    this.#endpoint = Endpoint.bind({ address: { hostname: "0.0.0.0", port: 0 } });
-    this.link = new RelayLink({
-      endpoint: this.#endpoint,
+    this.node = new Node({
+      identity: options.identity,
       relay: options.relay,
-      serverName: options.relayName,
-      config: this.#configs.relay,
+      relayName: options.relayName,
       role: "agent",
-      onObserved: (address) => log.info("the relay sees this agent at {address}", { address }),
+      excludeInterfaces: [tun.name],
     });
+    this.node.link.onObserved((address) =>
+      log.info("the relay sees this agent at {address}", { address })
+    );
   }
 
   /**
@@ -106,7 +87,7 @@ export class Agent {
       throw error;
     }
     try {
-      await agent.link.start();
+      await agent.node.start();
       for (const service of options.services) {
         agent.#sessions.set(formatIpAddress(parseIpAddress(service.ip)), null);
         await agent.#openSession(service);
@@ -124,49 +105,36 @@ export class Agent {
     return agent;
   }
 
-  /** Round-trip time of each service's session, for status output. */
-  sessionRtts(): Record<string, number | undefined> {
-    const out: Record<string, number | undefined> = {};
-    for (const [ip, session] of this.#sessions) {
-      out[ip] = session?.isClosed === false
-        ? session.pathStats().find((p) => p.active)?.rttMs
-        : undefined;
-    }
-    return out;
+  /** Every live session, for status output. */
+  status(): SessionStatus[] {
+    return [...this.#sessions.values()].flatMap((session) => session ? [session.status()] : []);
   }
 
   async #openSession(service: AgentService): Promise<void> {
     const key = formatIpAddress(parseIpAddress(service.ip));
-    const assignment = await this.link.openSession(service.name);
-    const peer = this.link.attachSession(assignment);
-    const session = this.#endpoint.connect({
-      peer: peer.address,
-      serverName: serviceServerName(service.name),
-      config: this.#configs.session,
-    });
-    await session.established;
-    await this.#awaitAdmission(session, assignment.peer);
-    session.ondatagram = (packet) => {
+    const session = await this.node.openSession(service.name);
+    const connection = session.connection!;
+    connection.onDatagram((packet) => {
       this.stats.packetsFromSessions++;
       try {
         this.#tun.write(packet);
       } catch (error) {
         log.debug("TUN write failed: {error}", { error: String(error) });
       }
-    };
+    });
     this.#sessions.set(key, session);
     log.info("session to {service} ({ip}) through {connector} is up", {
       service: service.name,
       ip: service.ip,
-      connector: assignment.peer,
+      connector: session.peerName,
     });
-    session.closed.then((reason) => {
+    connection.closed.then((reason) => {
       if (this.#sessions.get(key) === session) this.#sessions.set(key, null);
-      this.link.closeSession(assignment.session, "session ended");
+      this.node.link.closeSession(session.id, "session ended");
       if (this.#closing) return;
       if (isAccessDenied(reason)) {
         log.error("connector {connector} refused this agent (access denied); not retrying", {
-          connector: assignment.peer,
+          connector: session.peerName,
         });
         return;
       }
@@ -176,25 +144,6 @@ export class Agent {
       });
       void this.#reopen(service);
     });
-  }
-
-  /**
-   * The connector checks this agent's certificate against its access list one
-   * flight after our side of the handshake completed (TLS 1.3): wait a few
-   * round trips for a refusal before calling the session up.
-   */
-  async #awaitAdmission(session: Connection, connector: string): Promise<void> {
-    const rtt = session.pathStats().find((p) => p.active)?.rttMs ?? 100;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const admitted = new Promise<null>((resolve) => {
-      timer = setTimeout(() => resolve(null), Math.max(ADMISSION_WINDOW_MIN_MS, 4 * rtt));
-    });
-    const reason = await Promise.race([session.closed, admitted]);
-    clearTimeout(timer);
-    if (reason && isAccessDenied(reason)) {
-      throw new FatalRelayError(`connector ${connector} refused this agent: access denied`);
-    }
-    if (reason) throw new Error(`session to ${connector} ended at once: ${describeClose(reason)}`);
   }
 
   async #reopen(service: AgentService): Promise<void> {
@@ -208,7 +157,8 @@ export class Agent {
           service: service.name,
           error: String(error),
         });
-        if (error instanceof FatalRelayError && !/no connector publishes/.test(error.message)) {
+        const retryable = error instanceof RelayRequestError && error.code === "unknown-service";
+        if (error instanceof FatalRelayError && !retryable) {
           log.error("giving up on {service}: {error}", {
             service: service.name,
             error: error.message,
@@ -224,7 +174,7 @@ export class Agent {
     const session = typeof ip === "string"
       ? undefined
       : this.#sessions.get(formatIpAddress(ip.dst));
-    if (session && session.sendDatagram(packet)) {
+    if (session?.connection?.sendDatagram(packet)) {
       this.stats.packetsToSessions++;
     } else {
       this.stats.dropped++;
@@ -234,12 +184,8 @@ export class Agent {
   /** Closes the sessions, the relay link and the TUN device. */
   async close(): Promise<void> {
     this.#closing = true;
-    for (const session of this.#sessions.values()) session?.close(0, "agent shutting down");
-    this.link.close();
     await this.#tun.close();
     await this.#reading?.catch(() => {});
-    await this.#endpoint.close();
-    this.#configs.relay.free();
-    this.#configs.session.free();
+    await this.node.close();
   }
 }

@@ -1,19 +1,18 @@
 /**
- * The connector: publishes services through the relay without root. It dials
- * the relay from its one UDP socket, registers the services its certificate
- * grants, accepts the end-to-end sessions the relay matches it with (checking
- * the agent's certificate against the access list), and terminates their IP
- * packets in user space (see Terminator).
+ * The connector: publishes services through the relay without root. Its node
+ * dials the relay from one UDP socket, registers the services its certificate
+ * grants, admits the end-to-end sessions the relay announces (checking the
+ * agent's certificate against the access list), and terminates their IP
+ * packets in user space (see Terminator). Sessions go direct when the agent
+ * finds a path; the connector's end follows the agent's migrations.
  */
 import { getLogger } from "@logtape/logtape";
-import type { SocketAddress } from "../net/address.ts";
+import { formatAddress, type SocketAddress } from "../net/address.ts";
 import type { Connection } from "../quic/connection.ts";
-import { Endpoint } from "../quic/endpoint.ts";
-import { type NodeIdentity, relayClientConfig, sessionConfig } from "../node/configs.ts";
-import { RelayLink, type SessionAssignment } from "../node/relay_link.ts";
+import type { NodeIdentity } from "../node/configs.ts";
+import { Node } from "../node/node.ts";
+import type { Session, SessionStatus } from "../session/session.ts";
 import { readGrants } from "../pki/grants.ts";
-import { formatAddress } from "../net/address.ts";
-import { SESSION_ACCESS_DENIED } from "../relay/constants.ts";
 import { type TcpHandler, Terminator } from "./terminator.ts";
 
 const log = getLogger(["ztna", "connector"]);
@@ -31,52 +30,42 @@ export interface ConnectorOptions {
   allow: string[];
   /** Makes the TCP handler of a session (the userspace TCP stack); none: TCP is refused. */
   tcp?: (send: (packet: Uint8Array) => void, targets: Map<number, SocketAddress>) => TcpHandler;
+  /** Address the node's socket binds (default: any, a free port). */
+  bind?: SocketAddress;
 }
 
 /** A running connector. */
 export class Connector {
   /** Sessions refused by the access list. */
   denied = 0;
-  readonly link: RelayLink;
+  readonly node: Node;
   readonly #options: ConnectorOptions;
-  readonly #endpoint: Endpoint;
-  readonly #configs;
   readonly #targets: Map<number, SocketAddress>;
-  /** Sessions the relay announced, by the virtual address their packets come from. */
-  readonly #assignments = new Map<string, SessionAssignment>();
   readonly #terminators = new Set<Terminator>();
 
   private constructor(options: ConnectorOptions) {
     this.#options = options;
     this.#targets = new Map(options.forward.map((target) => [target.port, target]));
-    this.#configs = {
-      relay: relayClientConfig(options.identity),
-      session: sessionConfig(options.identity),
-    };
-    this.#endpoint = Endpoint.bind({
-      address: { hostname: "0.0.0.0", port: 0 },
-      server: { config: this.#configs.session, onConnection: (c) => this.#admit(c) },
-    });
-    this.link = new RelayLink({
-      endpoint: this.#endpoint,
+    this.node = new Node({
+      identity: options.identity,
       relay: options.relay,
-      serverName: options.relayName,
-      config: this.#configs.relay,
+      relayName: options.relayName,
       role: "connector",
-      onObserved: (address) => log.info("the relay sees this connector at {address}", { address }),
-      onSession: (session) => {
-        const peer = this.link.attachSession(session);
-        this.#assignments.set(formatAddress(peer.address), session);
-      },
+      bind: options.bind,
+      admit: (connection, session) => this.#decide(connection, session),
+      onAdmitted: (session, connection) => this.#serve(session, connection),
     });
+    this.node.link.onObserved((address) =>
+      log.info("the relay sees this connector at {address}", { address })
+    );
   }
 
   /** Connects to the relay and registers the service; rejects with FatalRelayError if refused. */
   static async start(options: ConnectorOptions): Promise<Connector> {
     const connector = new Connector(options);
     try {
-      await connector.link.start();
-      await connector.link.register(options.service);
+      await connector.node.start();
+      await connector.node.link.register(options.service);
     } catch (error) {
       await connector.close();
       throw error;
@@ -100,25 +89,32 @@ export class Connector {
     return out;
   }
 
-  #admit(connection: Connection): void {
+  /** Every session, for status output. */
+  status(): SessionStatus[] {
+    return this.node.sessions.values().map((session) => session.status());
+  }
+
+  /** The access decision: null admits, a reason refuses. */
+  #decide(connection: Connection, session: Session | undefined): string | null {
     const grants = readGrants(connection.peerCertificate!);
-    const assignment = this.#assignments.get(formatAddress(connection.initialPeer));
-    const allowed = this.#options.allow.includes("*") || this.#options.allow.includes(grants.name);
-    if (grants.role !== "agent" || !assignment || assignment.peer !== grants.name || !allowed) {
+    const allow = this.#options.allow;
+    const why = grants.role !== "agent"
+      ? "not an agent"
+      : !session
+      ? "no session announced by the relay"
+      : session.peerName !== grants.name
+      ? `the relay announced ${session.peerName}`
+      : !allow.includes("*") && !allow.includes(grants.name)
+      ? "not in the access list"
+      : null;
+    if (why !== null) {
       this.denied++;
-      log.warn("refused a session from {name}: {why}", {
-        name: grants.name,
-        why: grants.role !== "agent"
-          ? "not an agent"
-          : !assignment
-          ? "no session announced by the relay"
-          : assignment.peer !== grants.name
-          ? `the relay announced ${assignment.peer}`
-          : "not in the access list",
-      });
-      connection.close(SESSION_ACCESS_DENIED, "access denied");
-      return;
+      log.warn("refused a session from {name}: {why}", { name: grants.name, why });
     }
+    return why;
+  }
+
+  #serve(session: Session, connection: Connection): void {
     const send = (packet: Uint8Array) => void connection.sendDatagram(packet);
     const terminator = new Terminator(
       this.#targets,
@@ -126,8 +122,8 @@ export class Connector {
       this.#options.tcp?.(send, this.#targets) ?? null,
     );
     this.#terminators.add(terminator);
-    connection.ondatagram = (packet) => terminator.receive(packet);
-    log.info("session {id} from {agent} admitted", { id: assignment.session, agent: grants.name });
+    connection.onDatagram((packet) => terminator.receive(packet));
+    log.info("session {id} from {agent} admitted", { id: session.id, agent: session.peerName });
     connection.closed.then(() => {
       terminator.close();
       this.#terminators.delete(terminator);
@@ -137,9 +133,6 @@ export class Connector {
   /** Closes sessions, the relay link and the socket. */
   async close(): Promise<void> {
     for (const terminator of this.#terminators) terminator.close();
-    this.link.close();
-    await this.#endpoint.close();
-    this.#configs.relay.free();
-    this.#configs.session.free();
+    await this.node.close();
   }
 }

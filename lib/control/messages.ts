@@ -1,11 +1,15 @@
 /**
  * The relay control protocol (docs/protocol.md): JSON messages on a node's
  * first bidirectional stream of its relay connection. Every message is
- * validated here; anything else is a ProtocolError.
+ * validated here. A well-formed message of a type this build does not know is
+ * skipped (forward compatibility); anything malformed is a ProtocolError.
  */
+import { ProtocolError } from "./protocol_error.ts";
+
+export { ProtocolError };
 
 /** The protocol version this build speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Roles a node's certificate grants (URI SAN `ztna:role:<role>`). */
 export type Role = "relay" | "connector" | "agent";
@@ -19,21 +23,24 @@ export type ErrorCode =
   | "unknown-session"
   | "rate-limited";
 
-/** Every control message. */
+/** Every control message this build knows. */
 export type Message =
   | { type: "hello"; version: number; role: Role }
   | { type: "welcome"; version: number; node: string; observed: string }
   | { type: "observed-address"; observed: string }
-  | { type: "register"; service: string }
-  | { type: "registered"; service: string }
+  | { type: "register"; id: number; service: string }
+  | { type: "registered"; id: number; service: string }
   | {
     type: "open-session";
+    id: number;
     service: string;
     /** A session ID to keep, when an agent re-opens its session after losing the relay. */
     resume?: string;
   }
   | {
     type: "session";
+    /** The `open-session` request this answers (absent in the announcement to the connector). */
+    id?: number;
     session: string;
     service: string;
     /** The other end's node name. */
@@ -43,16 +50,20 @@ export type Message =
     /** Which end of the session this node is: the agent is the QUIC client. */
     side: "agent" | "connector";
   }
+  | { type: "peer-address"; session: string; observed: string }
   | { type: "close-session"; session: string; reason: string }
-  | { type: "error"; code: ErrorCode; message: string; session?: string; service?: string };
+  | {
+    type: "error";
+    /** The request this answers, if it answers one. */
+    id?: number;
+    code: ErrorCode;
+    message: string;
+    session?: string;
+    service?: string;
+  };
 
-/** A message that breaks the protocol. */
-export class ProtocolError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ProtocolError";
-  }
-}
+/** Messages that are requests, answered by a message with the same `id`. */
+export type Request = Extract<Message, { type: "register" | "open-session" }>;
 
 const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const SESSION_ID = /^[0-9a-f]{16}$/;
@@ -65,6 +76,10 @@ const ERROR_CODES: readonly string[] = [
   "unknown-session",
   "rate-limited",
 ];
+/** Longest address text (`[v6]:port` is at most 47 characters). */
+const MAX_ADDRESS_TEXT = 64;
+/** Longest free text (reasons, error messages). */
+const MAX_TEXT = 1024;
 
 /** True for a valid service name: a DNS label (lowercase letters, digits, inner hyphens). */
 export function isServiceName(name: string): boolean {
@@ -83,12 +98,35 @@ function field(object: Record<string, unknown>, name: string, kind: "string" | "
   }
 }
 
-/** Validates a decoded JSON value as a Message. */
-export function parseMessage(value: unknown): Message {
+function text(object: Record<string, unknown>, name: string, max: number): void {
+  field(object, name, "string");
+  if ((object[name] as string).length > max) {
+    throw new ProtocolError(`"${object.type}" message has a "${name}" over ${max} characters`);
+  }
+}
+
+function requestId(object: Record<string, unknown>, required: boolean): void {
+  const id = object.id;
+  if (id === undefined && !required) return;
+  if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 0) {
+    throw new ProtocolError(
+      `"${object.type}" message needs a request "id" (a non-negative integer)`,
+    );
+  }
+}
+
+/**
+ * Validates a decoded JSON value as a Message; returns undefined for a
+ * well-formed message of an unknown type (to be skipped).
+ */
+export function parseMessage(value: unknown): Message | undefined {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ProtocolError("a message must be a JSON object");
   }
   const m = value as Record<string, unknown>;
+  if (typeof m.type !== "string" || m.type.length === 0 || m.type.length > 64) {
+    throw new ProtocolError('a message needs a "type" of 1-64 characters');
+  }
   const service = () => {
     field(m, "service", "string");
     if (!isServiceName(m.service as string)) {
@@ -109,44 +147,52 @@ export function parseMessage(value: unknown): Message {
       break;
     case "welcome":
       field(m, "version", "number");
-      field(m, "node", "string");
-      field(m, "observed", "string");
+      text(m, "node", MAX_TEXT);
+      text(m, "observed", MAX_ADDRESS_TEXT);
       break;
     case "observed-address":
-      field(m, "observed", "string");
+      text(m, "observed", MAX_ADDRESS_TEXT);
       break;
     case "register":
     case "registered":
+      requestId(m, true);
       service();
       break;
     case "open-session":
+      requestId(m, true);
       service();
       if (m.resume !== undefined && (typeof m.resume !== "string" || !isSessionId(m.resume))) {
         throw new ProtocolError(`invalid session ID to resume ${JSON.stringify(m.resume)}`);
       }
       break;
     case "session":
+      requestId(m, false);
       session();
       service();
-      field(m, "peer", "string");
-      field(m, "peerObserved", "string");
+      text(m, "peer", MAX_TEXT);
+      text(m, "peerObserved", MAX_ADDRESS_TEXT);
       if (m.side !== "agent" && m.side !== "connector") {
         throw new ProtocolError(`invalid session side ${JSON.stringify(m.side)}`);
       }
       break;
+    case "peer-address":
+      session();
+      text(m, "observed", MAX_ADDRESS_TEXT);
+      break;
     case "close-session":
       session();
-      field(m, "reason", "string");
+      text(m, "reason", MAX_TEXT);
       break;
     case "error":
+      requestId(m, false);
       field(m, "code", "string");
-      field(m, "message", "string");
+      text(m, "message", MAX_TEXT);
       if (!ERROR_CODES.includes(m.code as string)) {
         throw new ProtocolError(`unknown error code ${m.code}`);
       }
       break;
     default:
-      throw new ProtocolError(`unknown message type ${JSON.stringify(m.type)}`);
+      return undefined;
   }
   return m as Message;
 }

@@ -1,21 +1,28 @@
 /**
  * A node's link to the relay: dials it from the node's endpoint (its one UDP
- * socket), speaks the control protocol, learns the address the relay observes
- * (QAD), registers services or opens sessions, and carries session packets as
- * DATAGRAMs prefixed with the session ID. When the relay connection drops it
- * reconnects with capped exponential backoff and restores registrations and
- * sessions; refusals that retrying cannot fix (certificates, grants) are fatal.
+ * socket), speaks the control protocol (requests carry an ID and a timeout),
+ * learns the address the relay observes (QAD), and carries relay DATAGRAMs for
+ * the node's sessions. When the relay connection drops it reconnects with
+ * capped exponential backoff and registers its services again; pending
+ * requests fail at once. Refusals that retrying cannot fix (certificates,
+ * grants) are fatal. Sessions themselves live in lib/session/.
  */
 import { getLogger } from "@logtape/logtape";
-import { formatAddress, type SocketAddress, virtualAddress } from "../net/address.ts";
+import { formatAddress, type SocketAddress } from "../net/address.ts";
 import type { QuicConfig } from "../quic/config.ts";
 import type { Connection } from "../quic/connection.ts";
-import type { Endpoint, VirtualPeer } from "../quic/endpoint.ts";
+import type { Endpoint } from "../quic/endpoint.ts";
 import { ConnectionClosedError, describeClose } from "../quic/errors.ts";
+import { Listeners, type Unsubscribe } from "../events/listeners.ts";
 import { MessageStream } from "../control/message_stream.ts";
-import { type Message, PROTOCOL_VERSION, type Role } from "../control/messages.ts";
-import { RelayCloseCode } from "../relay/relay.ts";
-import { SESSION_ID_BYTES, sessionIdBytes, sessionIdHex } from "../relay/session_id.ts";
+import {
+  type ErrorCode,
+  type Message,
+  PROTOCOL_VERSION,
+  type Request,
+  type Role,
+} from "../control/messages.ts";
+import { RelayCloseCode } from "../relay/constants.ts";
 
 const log = getLogger(["ztna", "relay-link"]);
 
@@ -26,8 +33,8 @@ export type SessionAssignment = Extract<Message, { type: "session" }>;
 const MAX_BACKOFF_MS = 5_000;
 /** How long one attempt waits for the relay's handshake. */
 const HANDSHAKE_TIMEOUT_MS = 5_000;
-/** How long an agent keeps trying to resume a session after the relay came back. */
-const SESSION_RESUME_WINDOW_MS = 60_000;
+/** How long a request waits for its answer. */
+export const REQUEST_TIMEOUT_MS = 10_000;
 /** Keep-alive period, well within the relay's idle timeout and common NAT UDP timeouts. */
 const KEEPALIVE_MS = 10_000;
 
@@ -36,6 +43,25 @@ export class FatalRelayError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "FatalRelayError";
+  }
+}
+
+/** The relay answered a request with an `error` message. */
+export class RelayRequestError extends FatalRelayError {
+  /** The relay's error code: `unknown-service` may change when a connector comes. */
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(`relay: ${message}`);
+    this.name = "RelayRequestError";
+    this.code = code;
+  }
+}
+
+/** A request failed because the link to the relay was lost (or closed) before its answer. */
+export class RelayLinkLostError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RelayLinkLostError";
   }
 }
 
@@ -48,19 +74,12 @@ export interface RelayLinkOptions {
   /** Client configuration: relay ALPN, this node's identity, the organisation CA. */
   config: QuicConfig;
   role: Exclude<Role, "relay">;
-  /** Called when the relay reports the address it observes for this node. */
-  onObserved?: (address: string) => void;
-  /** Called for each session the relay assigns (a connector's new agent). */
-  onSession?: (session: SessionAssignment) => void;
-  /** Called when the relay ends a session. */
-  onSessionClosed?: (session: string, reason: string) => void;
-  /** Called when the link is lost, with the reason, before reconnecting. */
-  onDisconnected?: (reason: string) => void;
 }
 
 interface Pending {
   resolve: (message: Message) => void;
   reject: (error: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
 }
 
 /** The link from a node to its relay. */
@@ -74,22 +93,57 @@ export class RelayLink {
   #control: MessageStream | null = null;
   #closing = false;
   readonly #services = new Set<string>();
-  /** Sessions carried, by hex ID. */
-  readonly #sessions = new Map<string, { peer: VirtualPeer; service: string; side: string }>();
-  #nextVirtual = 1;
-  /**
-   * Virtual address index of every session seen: a session re-attached after the
-   * relay lost it keeps its address, so the QUIC session inside sees the same path.
-   */
-  readonly #virtualIndex = new Map<string, number>();
-  /** Requests waiting for their answer, by kind and service. */
-  readonly #pending = new Map<string, Pending>();
-  readonly #frame = new Uint8Array(65_536);
+  readonly #pending = new Map<number, Pending>();
+  #nextRequest = 1;
   #keepalive: ReturnType<typeof setInterval> | undefined;
   #connected: Promise<void> = Promise.resolve();
+  readonly #events = {
+    observed: new Listeners<string>(),
+    session: new Listeners<SessionAssignment>(),
+    sessionClosed: new Listeners<{ session: string; reason: string }>(),
+    peerAddress: new Listeners<{ session: string; observed: string }>(),
+    datagram: new Listeners<Uint8Array>(),
+    disconnected: new Listeners<string>(),
+    reconnected: new Listeners<void>(),
+  };
 
   constructor(options: RelayLinkOptions) {
     this.#options = options;
+  }
+
+  /** Calls `listener` when the relay reports a new address for this node (QAD). */
+  onObserved(listener: (address: string) => void): Unsubscribe {
+    return this.#events.observed.add(listener);
+  }
+
+  /** Calls `listener` for each session the relay announces unasked (a connector's new agent). */
+  onSession(listener: (session: SessionAssignment) => void): Unsubscribe {
+    return this.#events.session.add(listener);
+  }
+
+  /** Calls `listener` when the relay ends a session. */
+  onSessionClosed(listener: (event: { session: string; reason: string }) => void): Unsubscribe {
+    return this.#events.sessionClosed.add(listener);
+  }
+
+  /** Calls `listener` when the relay observes a new address for a session's other end. */
+  onPeerAddress(listener: (event: { session: string; observed: string }) => void): Unsubscribe {
+    return this.#events.peerAddress.add(listener);
+  }
+
+  /** Calls `listener` with each DATAGRAM the relay sends (valid only during the call). */
+  onDatagram(listener: (data: Uint8Array) => void): Unsubscribe {
+    return this.#events.datagram.add(listener);
+  }
+
+  /** Calls `listener` with the reason when the link is lost, before reconnecting. */
+  onDisconnected(listener: (reason: string) => void): Unsubscribe {
+    return this.#events.disconnected.add(listener);
+  }
+
+  /** Calls `listener` once the link is back after a loss and services are registered again. */
+  onReconnected(listener: () => void): Unsubscribe {
+    return this.#events.reconnected.add(listener);
   }
 
   /**
@@ -102,53 +156,34 @@ export class RelayLink {
     this.#keepalive = setInterval(() => this.#connection?.ping(), KEEPALIVE_MS);
   }
 
-  /** Publishes a service (connectors); rejects with FatalRelayError if the certificate does not grant it. */
+  /** Publishes a service (connectors); rejects with RelayRequestError if the certificate does not grant it. */
   async register(service: string): Promise<void> {
     this.#services.add(service);
-    await this.#request(`registered:${service}`, { type: "register", service });
-  }
-
-  /** Asks for a session to a service (agents); rejects with FatalRelayError for an unknown service. */
-  async openSession(service: string, resume?: string): Promise<SessionAssignment> {
-    const answer = await this.#request(`session:${service}`, {
-      type: "open-session",
-      service,
-      resume,
-    });
-    return answer as SessionAssignment;
+    await this.#connected;
+    await this.#ask({ type: "register", id: 0, service });
   }
 
   /**
-   * Carries a session's packets: returns a virtual peer on the node's endpoint
-   * whose packets travel to the session's other end through the relay.
+   * Asks for a session to a service (agents); rejects with RelayRequestError
+   * (e.g. `unknown-service`), RelayLinkLostError or a timeout.
    */
-  attachSession(session: SessionAssignment): VirtualPeer {
-    const existing = this.#sessions.get(session.session);
-    if (existing) return existing.peer;
-    const id = sessionIdBytes(session.session);
-    const frame = this.#frame;
-    let index = this.#virtualIndex.get(session.session);
-    if (index === undefined) this.#virtualIndex.set(session.session, index = this.#nextVirtual++);
-    const peer = this.#options.endpoint.attachVirtualPeer(
-      virtualAddress(index),
-      (packet) => {
-        frame.set(id);
-        frame.set(packet, SESSION_ID_BYTES);
-        this.#connection?.sendDatagram(frame.subarray(0, SESSION_ID_BYTES + packet.length));
-      },
-    );
-    this.#sessions.set(session.session, { peer, service: session.service, side: session.side });
-    return peer;
+  async openSession(service: string, resume?: string): Promise<SessionAssignment> {
+    await this.#connected;
+    const answer = await this.#ask({ type: "open-session", id: 0, service, resume });
+    if (answer.type !== "session") {
+      throw new Error(`relay answered open-session with ${answer.type}`);
+    }
+    return answer;
   }
 
-  /** Stops carrying a session and tells the relay. */
+  /** Tells the relay a session ended (best effort). */
   closeSession(session: string, reason: string): void {
-    const entry = this.#sessions.get(session);
-    if (!entry) return;
-    entry.peer.detach();
-    this.#sessions.delete(session);
-    this.#virtualIndex.delete(session);
     void this.#control?.send({ type: "close-session", session, reason }).catch(() => {});
+  }
+
+  /** Sends a DATAGRAM on the relay connection; false if there is none now or its queue is full. */
+  sendDatagram(data: Uint8Array): boolean {
+    return this.#connection?.sendDatagram(data) ?? false;
   }
 
   /** Waits until the link is up (it may be reconnecting). */
@@ -156,25 +191,42 @@ export class RelayLink {
     return this.#connected;
   }
 
+  /** True while the relay connection is up. */
+  get isConnected(): boolean {
+    return this.#connection !== null && !this.#connection.isClosed;
+  }
+
   /** The relay connection's round-trip time, if connected. */
   get rttMs(): number | undefined {
-    return this.#connection?.isClosed === false
-      ? this.#connection.pathStats().find((p) => p.active)?.rttMs
-      : undefined;
+    return this.#connection?.activePath()?.rttMs;
   }
 
-  async #request(key: string, message: Message): Promise<Message> {
-    await this.#connected;
-    return await this.#ask(key, message);
-  }
-
-  /** Sends a request on the current control stream and waits for its answer. */
-  async #ask(key: string, message: Message): Promise<Message> {
+  /** Sends a request with a fresh ID on the current control stream and waits for its answer. */
+  #ask(request: Request): Promise<Message> {
+    const control = this.#control;
+    if (!control) return Promise.reject(new RelayLinkLostError("not connected to the relay"));
+    const id = this.#nextRequest++;
     const answer = new Promise<Message>((resolve, reject) => {
-      this.#pending.set(key, { resolve, reject });
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`relay did not answer ${request.type} within ${REQUEST_TIMEOUT_MS} ms`));
+      }, REQUEST_TIMEOUT_MS);
+      this.#pending.set(id, { resolve, reject, timer });
     });
-    await this.#control!.send(message);
+    control.send({ ...request, id }).catch((error) => this.#fail(id, error));
     return answer;
+  }
+
+  #fail(id: number, error: Error): void {
+    const pending = this.#pending.get(id);
+    if (!pending) return;
+    this.#pending.delete(id);
+    clearTimeout(pending.timer);
+    pending.reject(error);
+  }
+
+  #failAll(error: Error): void {
+    for (const id of [...this.#pending.keys()]) this.#fail(id, error);
   }
 
   async #connect(): Promise<void> {
@@ -206,10 +258,8 @@ export class RelayLink {
     } finally {
       clearTimeout(timer);
     }
-    this.#connection = connection;
     const control = new MessageStream(connection.openStream());
-    this.#control = control;
-    connection.ondatagram = (data) => this.#deliver(data);
+    connection.onDatagram((data) => this.#events.datagram.emit(data));
     await control.send({ type: "hello", version: PROTOCOL_VERSION, role });
     let welcome: Message | null;
     try {
@@ -221,6 +271,8 @@ export class RelayLink {
       throw new FatalRelayError(`relay refused this node: ${welcome.message}`);
     }
     if (welcome?.type !== "welcome") throw await this.#refusal(connection, "no welcome");
+    this.#connection = connection;
+    this.#control = control;
     this.#observe(welcome.observed);
     log.info("connected to relay {relay} as {node}; it sees us at {observed}", {
       relay: formatAddress(relay),
@@ -246,13 +298,7 @@ export class RelayLink {
   #observe(address: string): void {
     if (address === this.observed) return;
     this.observed = address;
-    this.#options.onObserved?.(address);
-  }
-
-  #deliver(data: Uint8Array): void {
-    if (data.length <= SESSION_ID_BYTES) return;
-    const entry = this.#sessions.get(sessionIdHex(data));
-    entry?.peer.receive(data.subarray(SESSION_ID_BYTES));
+    this.#events.observed.emit(address);
   }
 
   async #readControl(connection: Connection, control: MessageStream): Promise<void> {
@@ -273,62 +319,55 @@ export class RelayLink {
         this.#observe(message.observed);
         return;
       case "registered":
-        this.#settle(`registered:${message.service}`, message);
+        this.#settle(message.id, message);
         return;
       case "session":
-        if (!this.#settle(`session:${message.service}`, message)) {
-          this.#options.onSession?.(message);
+        if (message.id === undefined || !this.#settle(message.id, message)) {
+          this.#events.session.emit(message);
         }
         return;
-      case "close-session": {
-        const entry = this.#sessions.get(message.session);
-        entry?.peer.detach();
-        this.#sessions.delete(message.session);
-        this.#options.onSessionClosed?.(message.session, message.reason);
+      case "close-session":
+        this.#events.sessionClosed.emit({ session: message.session, reason: message.reason });
         return;
-      }
-      case "error": {
-        const key = message.service
-          ? [`registered:${message.service}`, `session:${message.service}`].find((k) =>
-            this.#pending.has(k)
-          )
-          : undefined;
-        const error = new FatalRelayError(`relay: ${message.message}`);
-        if (key) {
-          this.#pending.get(key)!.reject(error);
-          this.#pending.delete(key);
+      case "peer-address":
+        this.#events.peerAddress.emit({ session: message.session, observed: message.observed });
+        return;
+      case "error":
+        if (message.id !== undefined && this.#pending.has(message.id)) {
+          this.#fail(message.id, new RelayRequestError(message.code, message.message));
         } else {
           log.warn("relay error: {message}", { message: message.message });
         }
         return;
-      }
       default:
-        log.warn("unexpected {type} message from the relay", { type: message.type });
+        log.debug("ignoring a {type} message from the relay", { type: message.type });
     }
   }
 
-  #settle(key: string, message: Message): boolean {
-    const pending = this.#pending.get(key);
+  #settle(id: number, message: Message): boolean {
+    const pending = this.#pending.get(id);
     if (!pending) return false;
-    this.#pending.delete(key);
+    this.#pending.delete(id);
+    clearTimeout(pending.timer);
     pending.resolve(message);
     return true;
   }
 
-  /** The relay connection ended: reconnect (unless closing) and restore what the node had. */
+  /** The relay connection ended: fail what waits, reconnect (unless closing) and restore services. */
   #lost(connection: Connection, reason: string): void {
     if (this.#connection !== connection || this.#closing) return;
     this.#connection = null;
     this.#control = null;
+    this.#failAll(new RelayLinkLostError(`lost the relay (${reason})`));
     log.warn("lost the relay ({reason}); reconnecting", { reason });
-    this.#options.onDisconnected?.(reason);
+    this.#events.disconnected.emit(reason);
     this.#connected = this.#establish(true);
     this.#connected.catch(() => {});
   }
 
   /**
    * Connects, retrying transient failures with capped exponential backoff (and
-   * jitter); after a loss, restores registrations and resumes sessions.
+   * jitter); after a loss, registers the services again.
    */
   async #establish(afterLoss: boolean): Promise<void> {
     for (let attempt = 0; !this.#closing; attempt++) {
@@ -339,50 +378,35 @@ export class RelayLink {
       }
       try {
         await this.#connect();
+        if (!afterLoss) return;
+        for (const service of this.#services) {
+          await this.#ask({ type: "register", id: 0, service });
+        }
       } catch (error) {
         if (error instanceof FatalRelayError) throw error;
+        this.#drop("restoring the link failed");
         log.info("connecting to the relay failed: {error}; retrying", { error: String(error) });
         continue;
       }
-      if (!afterLoss) return;
       this.reconnects++;
-      for (const service of this.#services) {
-        await this.#ask(`registered:${service}`, { type: "register", service });
-      }
-      for (const [id, entry] of this.#sessions) {
-        if (entry.side === "agent") void this.#resume(id, entry.service);
-      }
+      this.#events.reconnected.emit();
       return;
     }
   }
 
-  /**
-   * Re-opens an agent's session under its old ID, so the QUIC session inside
-   * lives on. The connector may still be reconnecting itself, so an unknown
-   * service is retried until the session would have timed out anyway.
-   */
-  async #resume(id: string, service: string): Promise<void> {
-    const deadline = Date.now() + SESSION_RESUME_WINDOW_MS;
-    while (!this.#closing && this.#sessions.has(id) && Date.now() < deadline) {
-      try {
-        await this.#request(`session:${service}`, { type: "open-session", service, resume: id });
-        log.info("session {id} to {service} resumed", { id, service });
-        return;
-      } catch (error) {
-        log.debug("resuming session {id}: {error}", { id, error: String(error) });
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-    }
+  /** Forgets the current relay connection without reconnecting (the caller retries). */
+  #drop(reason: string): void {
+    const connection = this.#connection;
+    this.#connection = null;
+    this.#control = null;
+    connection?.close(RelayCloseCode.Protocol, reason);
   }
 
-  /** Closes the relay connection for good. */
+  /** Closes the relay connection for good; pending requests fail. */
   close(): void {
     this.#closing = true;
     clearInterval(this.#keepalive);
-    for (const entry of this.#sessions.values()) entry.peer.detach();
-    this.#sessions.clear();
-    for (const pending of this.#pending.values()) pending.reject(new Error("relay link closed"));
-    this.#pending.clear();
+    this.#failAll(new RelayLinkLostError("relay link closed"));
     this.#connection?.close(0, "node shutting down");
   }
 }

@@ -15,15 +15,35 @@ import { decodeSockaddr, type SocketAddress } from "../net/address.ts";
 import { newConnectionId, resetToken } from "./connection_id.ts";
 import { type CloseReason, ConnectionClosedError, QuicheError } from "./errors.ts";
 import { QuicStream, type StreamHost } from "./stream.ts";
+import { Listeners, type Unsubscribe } from "../events/listeners.ts";
 
-/** A change on one of the connection's network paths. */
-export interface PathEvent {
-  type: "new" | "validated" | "failed-validation" | "closed" | "peer-migrated" | "pmtu-updated";
-  local: SocketAddress;
-  peer: SocketAddress;
-  /** The new path MTU, for "pmtu-updated". */
-  pmtu?: number;
-}
+/** A change on one of the connection's network paths; quiche reports every kind. */
+export type PathEvent =
+  | {
+    type: "new" | "validated" | "failed-validation" | "closed" | "peer-migrated";
+    local: SocketAddress;
+    peer: SocketAddress;
+  }
+  | { type: "pmtu-updated"; local: SocketAddress; peer: SocketAddress; pmtu: number }
+  | {
+    /** The peer now uses the source connection ID `sequence` on a new path. */
+    type: "reused-scid";
+    local: SocketAddress;
+    peer: SocketAddress;
+    sequence: number;
+    oldLocal: SocketAddress;
+    oldPeer: SocketAddress;
+  };
+
+/** Validation state of a path (quiche's `PathState`). */
+export type PathState = "failed" | "unknown" | "validating" | "validating-mtu" | "validated";
+const PATH_STATES: Record<number, PathState> = {
+  [-1]: "failed",
+  0: "unknown",
+  1: "validating",
+  2: "validating-mtu",
+  3: "validated",
+};
 
 /** Counters of one connection, from quiche. */
 export interface ConnectionStats {
@@ -43,12 +63,19 @@ export interface ConnectionStats {
 export interface PathStatistics {
   local: SocketAddress;
   peer: SocketAddress;
+  state: PathState;
   active: boolean;
   rttMs: number;
   minRttMs: number;
   cwnd: number;
   pmtu: number;
+  packetsReceived: number;
+  packetsSent: number;
   packetsLost: number;
+  bytesReceived: number;
+  bytesSent: number;
+  datagramsReceived: number;
+  datagramsSent: number;
 }
 
 /** What a connection needs from the endpoint that hosts it. */
@@ -97,6 +124,13 @@ const scratch = {
   pmtu: new BigUint64Array(1),
 };
 const u8 = (array: BigUint64Array | Uint32Array) => new Uint8Array(array.buffer);
+/** The old path's addresses of a "reused source connection ID" event. */
+const reusedScratch = {
+  local: new Uint8Array(SOCKADDR_STORAGE_SIZE),
+  localLength: u8(new Uint32Array([SOCKADDR_STORAGE_SIZE])),
+  peer: new Uint8Array(SOCKADDR_STORAGE_SIZE),
+  peerLength: u8(new Uint32Array([SOCKADDR_STORAGE_SIZE])),
+};
 const scratchBytes = {
   pointer: u8(scratch.pointer),
   length: u8(scratch.length),
@@ -141,12 +175,9 @@ export class Connection implements StreamHost {
   readonly established: Promise<void>;
   /** Resolves with the reason once the connection is closed and freed. */
   readonly closed: Promise<CloseReason>;
-  /** Called with each received DATAGRAM; the bytes are valid only during the call. */
-  ondatagram: ((data: Uint8Array) => void) | undefined;
-  /** Called for each stream the peer opens. */
-  onstream: ((stream: QuicStream) => void) | undefined;
-  /** Called for each path event. */
-  onpath: ((event: PathEvent) => void) | undefined;
+  readonly #datagrams = new Listeners<Uint8Array>();
+  readonly #streamsOpened = new Listeners<QuicStream>();
+  readonly #paths = new Listeners<PathEvent>();
 
   #pointer: Deno.PointerObject | null;
   readonly #host: ConnectionHost;
@@ -214,6 +245,21 @@ export class Connection implements StreamHost {
     return this.#alpn;
   }
 
+  /** Calls `listener` with each received DATAGRAM; the bytes are valid only during the call. */
+  onDatagram(listener: (data: Uint8Array) => void): Unsubscribe {
+    return this.#datagrams.add(listener);
+  }
+
+  /** Calls `listener` for each stream the peer opens. */
+  onStream(listener: (stream: QuicStream) => void): Unsubscribe {
+    return this.#streamsOpened.add(listener);
+  }
+
+  /** Calls `listener` for each path event (every kind quiche reports). */
+  onPath(listener: (event: PathEvent) => void): Unsubscribe {
+    return this.#paths.add(listener);
+  }
+
   /** Largest DATAGRAM payload that fits a packet now (0 if the peer does not accept DATAGRAMs). */
   get maxDatagramSize(): number {
     if (this.#pointer === null) return 0;
@@ -251,19 +297,27 @@ export class Connection implements StreamHost {
   openStream(): QuicStream {
     const id = this.#nextLocalStream;
     this.#nextLocalStream += 4;
-    const stream = new QuicStream(id, this);
+    const stream = new QuicStream(id, this, true);
     this.#streams.set(id, stream);
     return stream;
   }
 
-  /** Starts validating a new path to `peer` from this endpoint's socket (RFC 9000 §8.2). */
-  probePath(peer: SocketAddress): void {
-    this.#changePath(quiche().quiche_conn_probe_path, peer, "probing path to");
+  /**
+   * Starts validating the path to `peer` from this endpoint's socket (RFC 9000
+   * §8.2; a known path is probed again). Each call before the next send makes one
+   * PATH_CHALLENGE. Returns the sequence number of the destination connection ID
+   * the path uses. Throws QuicheError (e.g. OutOfIdentifiers, InvalidState on a server).
+   */
+  probePath(peer: SocketAddress): number {
+    return this.#changePath(quiche().quiche_conn_probe_path, peer, "probing path to");
   }
 
-  /** Moves the connection onto the (validated) path to `peer` (client side). */
-  migrate(peer: SocketAddress): void {
-    this.#changePath(quiche().quiche_conn_migrate, peer, "migrating to");
+  /**
+   * Moves the connection onto the path to `peer` (client side only); returns the
+   * sequence number of the destination connection ID it uses.
+   */
+  migrate(peer: SocketAddress): number {
+    return this.#changePath(quiche().quiche_conn_migrate, peer, "migrating to");
   }
 
   /** Calls a quiche path function for (our socket, `peer`) and schedules the packets it causes. */
@@ -271,12 +325,53 @@ export class Connection implements StreamHost {
     call: Quiche["quiche_conn_probe_path"],
     peer: SocketAddress,
     what: string,
-  ): void {
+  ): number {
     const local = this.#host.localSockaddr;
     const remote = this.#host.sockaddrFor(peer);
     const code = call(this.pointer, local, local.length, remote, remote.length, scratchBytes.u64);
     if (code < 0) throw new QuicheError(`${what} ${peer.hostname}:${peer.port}`, code);
     this.#host.wake(this);
+    return Number(scratch.u64[0]);
+  }
+
+  /** Sends an ack-eliciting packet (a PING) on the known path to `peer`; false if there is none. */
+  pingPath(peer: SocketAddress): boolean {
+    if (this.#pointer === null) return false;
+    const local = this.#host.localSockaddr;
+    const remote = this.#host.sockaddrFor(peer);
+    const code = quiche().quiche_conn_send_ack_eliciting_on_path(
+      this.#pointer,
+      local,
+      local.length,
+      remote,
+      remote.length,
+    );
+    if (code < 0) return false;
+    this.#host.wake(this);
+    return true;
+  }
+
+  /**
+   * Retires the destination connection ID `sequence` (a failed path's), so the
+   * peer issues a fresh one. Returns false when quiche refuses (the last usable ID).
+   */
+  retireDestinationId(sequence: number): boolean {
+    if (this.#pointer === null) return false;
+    const code = quiche().quiche_conn_retire_dcid(this.#pointer, BigInt(sequence));
+    if (code < 0) return false;
+    this.#host.wake(this);
+    return true;
+  }
+
+  /** Spare destination connection IDs the peer issued (each lets us probe one more path). */
+  get availableDestinationIds(): number {
+    return this.#pointer === null ? 0 : Number(quiche().quiche_conn_available_dcids(this.#pointer));
+  }
+
+  /** The path non-probing packets use now, or undefined once closed. */
+  activePath(): PathStatistics | undefined {
+    if (this.#pointer === null) return undefined;
+    return this.pathStats().find((path) => path.active);
   }
 
   /** Closes the connection with an application error code and reason. */
@@ -331,12 +426,20 @@ export class Connection implements StreamHost {
       out.push({
         local: decodeSockaddr(scratch.pathStats.subarray(PathStats.localAddr)),
         peer: decodeSockaddr(scratch.pathStats.subarray(PathStats.peerAddr)),
+        state: PATH_STATES[Number(view.getBigInt64(PathStats.validationState, true))] ??
+          "unknown",
         active: scratch.pathStats[PathStats.active] !== 0,
         rttMs: field(PathStats.rtt) / 1e6,
         minRttMs: field(PathStats.minRtt) / 1e6,
         cwnd: field(PathStats.cwnd),
         pmtu: field(PathStats.pmtu),
+        packetsReceived: field(PathStats.recv),
+        packetsSent: field(PathStats.sent),
         packetsLost: field(PathStats.lost),
+        bytesReceived: field(PathStats.recvBytes),
+        bytesSent: field(PathStats.sentBytes),
+        datagramsReceived: field(PathStats.dgramRecv),
+        datagramsSent: field(PathStats.dgramSent),
       });
     }
     return out;
@@ -432,7 +535,7 @@ export class Connection implements StreamHost {
       for (;;) {
         const n = q.quiche_conn_dgram_recv(conn, buffer, DATAGRAM_BUFFER_N);
         if (n < 0) break;
-        this.ondatagram?.(buffer.subarray(0, n));
+        this.#datagrams.emit(buffer.subarray(0, n));
         if (this.#pointer === null) return;
       }
     } finally {
@@ -452,7 +555,7 @@ export class Connection implements StreamHost {
         if (!peerInitiated) continue;
         stream = new QuicStream(id, this);
         this.#streams.set(id, stream);
-        this.onstream?.(stream);
+        this.#streamsOpened.emit(stream);
       }
       stream.notifyReadable();
       if (this.#pointer === null) return;
@@ -468,15 +571,14 @@ export class Connection implements StreamHost {
       const event = q.quiche_conn_path_event_next(this.pointer);
       if (event === null) break;
       try {
-        const decoded = this.#decodePathEvent(event);
-        if (decoded) this.onpath?.(decoded);
+        this.#paths.emit(this.#decodePathEvent(event));
       } finally {
         q.quiche_path_event_free(event);
       }
     }
   }
 
-  #decodePathEvent(event: Deno.PointerObject): PathEvent | null {
+  #decodePathEvent(event: Deno.PointerObject): PathEvent {
     const q = quiche();
     const args = [
       event,
@@ -508,8 +610,32 @@ export class Connection implements StreamHost {
       case PathEventType.PmtuUpdated:
         q.quiche_path_event_pmtu_updated(...args, scratchBytes.pmtu);
         return { type: "pmtu-updated", ...addresses(), pmtu: Number(scratch.pmtu[0]) };
+      case PathEventType.ReusedSourceConnectionId: {
+        const old = reusedScratch;
+        q.quiche_path_event_reused_source_connection_id(
+          event,
+          scratchBytes.u64,
+          old.local,
+          old.localLength,
+          old.peer,
+          old.peerLength,
+          scratch.local,
+          scratchBytes.localLength,
+          scratch.peer,
+          scratchBytes.peerLength,
+        );
+        return {
+          type: "reused-scid",
+          ...addresses(),
+          sequence: Number(scratch.u64[0]),
+          oldLocal: decodeSockaddr(old.local),
+          oldPeer: decodeSockaddr(old.peer),
+        };
+      }
       default:
-        return null;
+        throw new Error(
+          `quiche reported an unknown path event type ${q.quiche_path_event_type(event)}`,
+        );
     }
   }
 

@@ -27,6 +27,7 @@ import { cidKey, destinationCidKey, LOCAL_CID_LENGTH, newConnectionId } from "./
 import { DeadlineScheduler } from "./deadline_scheduler.ts";
 import { describeClose } from "./errors.ts";
 import { RetryTokens } from "./retry_token.ts";
+import type { Unsubscribe } from "../events/listeners.ts";
 
 const MAX_DATAGRAM_N = BigInt(MAX_DATAGRAM);
 /** CRYPTO_ERROR carrying TLS alert 116, certificate_required (RFC 8446 §6.2, RFC 9001 §4.8). */
@@ -72,6 +73,10 @@ export interface EndpointStats {
   unknownConnectionDropped: number;
   /** Packets too short or with a malformed header, dropped. */
   malformedDropped: number;
+  /** Non-QUIC datagrams (first byte below 0x40) handed to their registered handler. */
+  rawDelivered: number;
+  /** Non-QUIC datagrams no handler claims, dropped. */
+  rawUnclaimed: number;
   /** Initials of a QUIC version we do not speak, answered with version negotiation. */
   versionNegotiations: number;
   /** Token-less Initials, answered with a retry. */
@@ -121,6 +126,21 @@ export interface VirtualPeer {
   detach(): void;
 }
 
+/**
+ * Handles a non-QUIC datagram that arrived on the endpoint's socket; the bytes
+ * are valid only during the call.
+ */
+export type RawPacketHandler = (packet: Uint8Array, from: SocketAddress) => void;
+
+/**
+ * True for a datagram that cannot be QUIC: every QUIC packet we accept has the
+ * fixed bit (0x40) set, and a version negotiation has the long-header bit (0x80).
+ * STUN (0x00, 0x01) and punch packets live below 0x40.
+ */
+export function isRawPacket(firstByte: number): boolean {
+  return firstByte < 0x40;
+}
+
 /** Header fields of a packet for an unknown connection. */
 class HeaderScratch {
   readonly version = new Uint32Array(1);
@@ -141,6 +161,8 @@ export class Endpoint implements ConnectionHost {
     routedToConnections: 0,
     unknownConnectionDropped: 0,
     malformedDropped: 0,
+    rawDelivered: 0,
+    rawUnclaimed: 0,
     versionNegotiations: 0,
     retries: 0,
     invalidTokens: 0,
@@ -168,6 +190,8 @@ export class Endpoint implements ConnectionHost {
   readonly #header = new HeaderScratch();
   /** Transports of virtual peers, by sockaddr key. */
   readonly #virtualPeers = new Map<string, (packet: Uint8Array) => void>();
+  /** Handlers of non-QUIC datagrams, by first byte. */
+  readonly #rawHandlers = new Map<number, RawPacketHandler>();
   readonly #receiving: Promise<void>;
   #closed = false;
 
@@ -199,6 +223,11 @@ export class Endpoint implements ConnectionHost {
   /** The bound local address. */
   get localAddress(): SocketAddress {
     return this.#socket.localAddress;
+  }
+
+  /** 4: an IPv4 socket; 6: an IPv6 socket (dual-stack when bound to `::`). */
+  get family(): 4 | 6 {
+    return this.#socket.family;
   }
 
   /** The local sockaddr given to quiche for every path. */
@@ -259,6 +288,10 @@ export class Endpoint implements ConnectionHost {
   /** For Connection: schedules a send pass for `connection` in a microtask. */
   wake(connection: Connection): void {
     this.#awake.add(connection);
+    this.#queueFlush();
+  }
+
+  #queueFlush(): void {
     if (this.#flushQueued) return;
     this.#flushQueued = true;
     queueMicrotask(() => this.#flushAwake());
@@ -280,6 +313,52 @@ export class Endpoint implements ConnectionHost {
     }
   }
 
+  /**
+   * Hands the non-QUIC datagrams whose first byte is one of `firstBytes` (each
+   * below 0x40) to `handler`: STUN, punch packets. One handler per byte.
+   */
+  onRawPacket(firstBytes: number[], handler: RawPacketHandler): Unsubscribe {
+    for (const byte of firstBytes) {
+      if (!isRawPacket(byte)) throw new RangeError(`first byte 0x${byte.toString(16)} is QUIC's`);
+      if (this.#rawHandlers.has(byte)) {
+        throw new Error(`non-QUIC first byte 0x${byte.toString(16)} already has a handler`);
+      }
+    }
+    for (const byte of firstBytes) this.#rawHandlers.set(byte, handler);
+    return () => {
+      for (const byte of firstBytes) {
+        if (this.#rawHandlers.get(byte) === handler) this.#rawHandlers.delete(byte);
+      }
+    };
+  }
+
+  /**
+   * Sends a non-QUIC datagram (STUN, a punch) from the endpoint's socket; it
+   * leaves with the next flush. Returns false if the send queue is full.
+   */
+  sendRaw(data: Uint8Array, to: SocketAddress): boolean {
+    if (this.#closed || data.length === 0 || !isRawPacket(data[0])) {
+      throw new Error("sendRaw takes a non-empty, non-QUIC datagram on an open endpoint");
+    }
+    const queued = this.#socket.sendTo(data, this.sockaddrFor(to));
+    this.#queueFlush();
+    return queued;
+  }
+
+  #deliverRaw(packet: Uint8Array, peer: Uint8Array): void {
+    const handler = this.#rawHandlers.get(packet[0]);
+    if (!handler) {
+      this.stats.rawUnclaimed++;
+      return;
+    }
+    this.stats.rawDelivered++;
+    try {
+      handler(packet, decodeSockaddr(peer));
+    } catch (error) {
+      log.error("non-QUIC packet handler failed: {error}", { error });
+    }
+  }
+
   #onBatch(batch: ReceivedBatch): void {
     const touched: Connection[] = [];
     for (let i = 0; i < batch.count; i++) {
@@ -287,6 +366,10 @@ export class Endpoint implements ConnectionHost {
       const source = batch.buffer[i];
       const offset = batch.offsets[i];
       const packet = batch.buffers[source].subarray(offset, offset + length);
+      if (length > 0 && isRawPacket(packet[0])) {
+        this.#deliverRaw(packet, batch.peers[source]);
+        continue;
+      }
       const key = destinationCidKey(packet, length);
       if (key === null) {
         this.stats.malformedDropped++;

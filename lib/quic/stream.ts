@@ -38,10 +38,17 @@ export class QuicStream {
   #writeDone = false;
   #error: Error | null = null;
 
-  /** For Connection: wraps stream `id` of `host`. */
-  constructor(id: number, host: StreamHost) {
+  /**
+   * Whether quiche knows the stream: a stream we open exists there only once we
+   * send on it, so reading before that waits instead of failing.
+   */
+  #known: boolean;
+
+  /** For Connection: wraps stream `id` of `host`; `local` for a stream this end opens. */
+  constructor(id: number, host: StreamHost, local = false) {
     this.id = id;
     this.#host = host;
+    this.#known = !local;
   }
 
   /** The next chunk of data, or null once the peer finished the stream. */
@@ -105,6 +112,7 @@ export class QuicStream {
     try {
       const rest = pending.data.subarray(pending.offset);
       const taken = this.#host.streamSend(this.id, rest, pending.fin);
+      this.#known = true;
       pending.offset += taken;
       if (taken > 0 || rest.length === 0) this.#host.wake();
       if (pending.offset < pending.data.length) return;
@@ -132,6 +140,7 @@ export class QuicStream {
   }
 
   #tryRead(): Uint8Array | null | undefined {
+    if (!this.#known) return undefined;
     const buffer = new Uint8Array(READ_CHUNK);
     let result: { length: number; fin: boolean };
     try {

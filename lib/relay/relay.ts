@@ -14,7 +14,12 @@ import { Endpoint } from "../quic/endpoint.ts";
 import { type Grants, readGrants } from "../pki/grants.ts";
 import { MessageStream } from "../control/message_stream.ts";
 import { type Message, PROTOCOL_VERSION } from "../control/messages.ts";
-import { RELAY_ALPN, RELAY_IDLE_TIMEOUT_MS, RELAY_MAX_UDP_PAYLOAD } from "./constants.ts";
+import {
+  RELAY_ALPN,
+  RELAY_IDLE_TIMEOUT_MS,
+  RELAY_MAX_UDP_PAYLOAD,
+  RelayCloseCode,
+} from "./constants.ts";
 import { SESSION_ID_BYTES, sessionIdBytes, sessionIdHex } from "./session_id.ts";
 import { TokenBucket } from "./token_bucket.ts";
 
@@ -22,8 +27,7 @@ const log = getLogger(["ztna", "relay"]);
 
 /** How long a node has to say hello after its handshake. */
 const HELLO_TIMEOUT_MS = 5_000;
-/** Application close codes the relay uses. */
-export const RelayCloseCode = { Protocol: 1, Forbidden: 2, Replaced: 3 } as const;
+export { RelayCloseCode };
 
 /** Options of a relay. */
 export interface RelayOptions {
@@ -69,6 +73,25 @@ interface Session {
   service: string;
   agent: Node;
   connector: Node;
+  counters: SessionCounters;
+}
+
+/** What the relay forwarded for one session. */
+export interface SessionCounters {
+  /** DATAGRAMs forwarded from the agent to the connector, and their bytes. */
+  agentToConnector: number;
+  agentToConnectorBytes: number;
+  /** DATAGRAMs forwarded from the connector to the agent, and their bytes. */
+  connectorToAgent: number;
+  connectorToAgentBytes: number;
+}
+
+/** A live session as the relay sees it. */
+export interface SessionSnapshot extends SessionCounters {
+  id: string;
+  service: string;
+  agent: string;
+  connector: string;
 }
 
 /** A running relay. */
@@ -125,6 +148,17 @@ export class Relay {
     return this.#endpoint.localAddress;
   }
 
+  /** Every live session with what the relay forwarded for it. */
+  sessionSnapshots(): SessionSnapshot[] {
+    return [...this.#sessions.values()].map((session) => ({
+      id: session.id,
+      service: session.service,
+      agent: session.agent.grants.name,
+      connector: session.connector.grants.name,
+      ...session.counters,
+    }));
+  }
+
   /** Live nodes, sessions and registrations, for status output. */
   snapshot(): { nodes: number; sessions: number; services: Record<string, number> } {
     const services: Record<string, number> = {};
@@ -137,10 +171,10 @@ export class Relay {
     let observed = formatAddress(connection.initialPeer);
     // Until its hello, a node is in no session: count its DATAGRAMs as unmatched, and
     // follow its address so the welcome reports the current one.
-    connection.ondatagram = () => void this.stats.droppedNoSession++;
-    connection.onpath = (event) => {
+    const stopCounting = connection.onDatagram(() => void this.stats.droppedNoSession++);
+    const stopFollowing = connection.onPath((event) => {
       if (event.type === "peer-migrated") observed = formatAddress(event.peer);
-    };
+    });
     if (grants.role !== "agent" && grants.role !== "connector") {
       this.stats.nodesRefused++;
       log.warn("refused {peer} ({name}): its certificate grants no agent or connector role", {
@@ -155,7 +189,7 @@ export class Relay {
     }, HELLO_TIMEOUT_MS);
     connection.closed.then(() => clearTimeout(hello));
     let controlStarted = false;
-    connection.onstream = (stream) => {
+    connection.onStream((stream) => {
       if (controlStarted) {
         connection.close(RelayCloseCode.Protocol, "only one control stream is allowed");
         return;
@@ -171,7 +205,7 @@ export class Relay {
         sessions: new Set(),
         bucket: new TokenBucket(this.#packetsPerSecond, this.#packetsPerSecond),
       };
-      this.#serveControl(node).catch((error) => {
+      this.#serveControl(node, () => (stopCounting(), stopFollowing())).catch((error) => {
         if (connection.isClosed) return;
         log.info("{name}: control stream failed: {error}", {
           name: grants.name,
@@ -179,10 +213,11 @@ export class Relay {
         });
         connection.close(RelayCloseCode.Protocol, String((error as Error).message ?? error));
       });
-    };
+    });
   }
 
-  async #serveControl(node: Node): Promise<void> {
+  /** Serves a node's control stream; `admitted` runs once its hello is accepted. */
+  async #serveControl(node: Node, admitted: () => void): Promise<void> {
     const { connection, grants } = node;
     const first = await node.control.receive();
     if (first?.type !== "hello") {
@@ -202,6 +237,7 @@ export class Relay {
       connection.close(RelayCloseCode.Forbidden, "role not granted");
       return;
     }
+    admitted();
     this.#nodes.add(node);
     this.stats.nodesConnected++;
     log.info("{role} {name} connected from {peer}", {
@@ -209,15 +245,10 @@ export class Relay {
       name: grants.name,
       peer: node.observed,
     });
-    connection.ondatagram = (data) => this.#forward(node, data);
-    connection.onpath = (event) => {
-      // QAD: tell the node when the address we observe for it changes (NAT rebinding).
-      if (event.type === "peer-migrated") {
-        node.observed = formatAddress(event.peer);
-        void node.control.send({ type: "observed-address", observed: node.observed })
-          .catch(() => {});
-      }
-    };
+    connection.onDatagram((data) => this.#forward(node, data));
+    connection.onPath((event) => {
+      if (event.type === "peer-migrated") this.#moved(node, formatAddress(event.peer));
+    });
     connection.closed.then(() => this.#forget(node));
     await node.control.send({
       type: "welcome",
@@ -234,6 +265,20 @@ export class Relay {
     }
   }
 
+  /**
+   * QAD: tells the node when the address we observe for it changes (NAT
+   * rebinding), and the other end of each of its sessions.
+   */
+  #moved(node: Node, observed: string): void {
+    node.observed = observed;
+    void node.control.send({ type: "observed-address", observed }).catch(() => {});
+    for (const id of node.sessions) {
+      const session = this.#sessions.get(id);
+      const other = session?.agent === node ? session.connector : session?.agent;
+      void other?.control.send({ type: "peer-address", session: id, observed }).catch(() => {});
+    }
+  }
+
   async #handle(node: Node, message: Message): Promise<void> {
     switch (message.type) {
       case "register":
@@ -242,7 +287,7 @@ export class Relay {
             node,
             "forbidden",
             `${node.grants.name} may not publish ${message.service}`,
-            { service: message.service },
+            { id: message.id, service: message.service },
           );
           return;
         }
@@ -255,10 +300,10 @@ export class Relay {
           name: node.grants.name,
           service: message.service,
         });
-        await node.control.send({ type: "registered", service: message.service });
+        await node.control.send({ type: "registered", id: message.id, service: message.service });
         return;
       case "open-session":
-        await this.#openSession(node, message.service, message.resume);
+        await this.#openSession(node, message.id, message.service, message.resume);
         return;
       case "close-session": {
         const session = this.#sessions.get(message.session);
@@ -271,14 +316,22 @@ export class Relay {
     }
   }
 
-  async #openSession(agent: Node, service: string, resume: string | undefined): Promise<void> {
+  async #openSession(
+    agent: Node,
+    id: number,
+    service: string,
+    resume: string | undefined,
+  ): Promise<void> {
     if (agent.grants.role !== "agent") {
-      await this.#error(agent, "forbidden", "only agents open sessions", { service });
+      await this.#error(agent, "forbidden", "only agents open sessions", { id, service });
       return;
     }
     const connectors = [...(this.#publishers.get(service) ?? [])];
     if (connectors.length === 0) {
-      await this.#error(agent, "unknown-service", `no connector publishes ${service}`, { service });
+      await this.#error(agent, "unknown-service", `no connector publishes ${service}`, {
+        id,
+        service,
+      });
       return;
     }
     // The least busy connector; a resumed session keeps its ID so its QUIC session lives on.
@@ -286,7 +339,19 @@ export class Relay {
     const idBytes = resume && !this.#sessions.has(resume)
       ? sessionIdBytes(resume)
       : crypto.getRandomValues(new Uint8Array(SESSION_ID_BYTES));
-    const session: Session = { id: sessionIdHex(idBytes), idBytes, service, agent, connector };
+    const session: Session = {
+      id: sessionIdHex(idBytes),
+      idBytes,
+      service,
+      agent,
+      connector,
+      counters: {
+        agentToConnector: 0,
+        agentToConnectorBytes: 0,
+        connectorToAgent: 0,
+        connectorToAgentBytes: 0,
+      },
+    };
     this.#sessions.set(session.id, session);
     agent.sessions.add(session.id);
     connector.sessions.add(session.id);
@@ -307,6 +372,7 @@ export class Relay {
     });
     await agent.control.send({
       type: "session",
+      id,
       session: session.id,
       service,
       peer: connector.grants.name,
@@ -340,9 +406,24 @@ export class Relay {
     }
     this.stats.datagramsForwarded++;
     this.stats.bytesForwarded += data.length;
+    const counters = session!.counters;
+    if (from === session!.agent) {
+      counters.agentToConnector++;
+      counters.agentToConnectorBytes += data.length;
+    } else {
+      counters.connectorToAgent++;
+      counters.connectorToAgentBytes += data.length;
+    }
   }
 
   #closeSession(session: Session, reason: string, by?: Node): void {
+    const { counters } = session;
+    log.info("session {id} closed ({reason}); relayed {toConnector} + {toAgent} DATAGRAMs", {
+      id: session.id,
+      reason,
+      toConnector: counters.agentToConnector,
+      toAgent: counters.connectorToAgent,
+    });
     this.#sessions.delete(session.id);
     session.agent.sessions.delete(session.id);
     session.connector.sessions.delete(session.id);
@@ -368,7 +449,7 @@ export class Relay {
     node: Node,
     code: Extract<Message, { type: "error" }>["code"],
     message: string,
-    extra: { service?: string; session?: string } = {},
+    extra: { id?: number; service?: string; session?: string } = {},
   ): Promise<void> {
     log.info("{name}: {code}: {message}", { name: node.grants.name, code, message });
     await node.control.send({ type: "error", code, message, ...extra });

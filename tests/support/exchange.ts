@@ -12,9 +12,9 @@ export async function datagramRoundTrips(
   size = 1000,
 ): Promise<number> {
   const seen = new Set<number>();
-  connection.ondatagram = (data) => {
+  const stop = connection.onDatagram((data) => {
     seen.add(new DataView(data.buffer, data.byteOffset).getUint32(0));
-  };
+  });
   const payload = new Uint8Array(size);
   const burst = 200;
   for (let sent = 0; sent < count;) {
@@ -26,6 +26,7 @@ export async function datagramRoundTrips(
     await waitFor(() => seen.size >= sent, `echo of DATAGRAM ${sent - 1}`, 5_000).catch(() => {});
   }
   await waitFor(() => seen.size >= count, `all ${count} DATAGRAM echoes`, 2_000).catch(() => {});
+  stop();
   return seen.size;
 }
 

@@ -3,18 +3,13 @@
  * and nodes in the test process that connect to a relay with them.
  */
 import type { SocketAddress } from "../../lib/net/address.ts";
-import { type NodeIdentity, relayClientConfig, sessionConfig } from "../../lib/node/configs.ts";
-import { RelayLink } from "../../lib/node/relay_link.ts";
-import {
-  createCa,
-  grantNames,
-  issueIdentity,
-  serviceServerName,
-  writeIdentityFiles,
-} from "../../lib/pki/mod.ts";
-import type { QuicConfig } from "../../lib/quic/config.ts";
+import type { NodeIdentity } from "../../lib/node/configs.ts";
+import { Node } from "../../lib/node/node.ts";
+import type { RelayLink, SessionAssignment } from "../../lib/node/relay_link.ts";
+import { createCa, grantNames, issueIdentity, writeIdentityFiles } from "../../lib/pki/mod.ts";
 import type { Connection } from "../../lib/quic/connection.ts";
-import { Endpoint } from "../../lib/quic/endpoint.ts";
+import type { Endpoint } from "../../lib/quic/endpoint.ts";
+import { SIGNAL_STREAM_ID } from "../../lib/session/signals.ts";
 import type { IdentityFiles } from "./certificates.ts";
 import { echo } from "./echo.ts";
 
@@ -56,62 +51,56 @@ export async function makeTestOrg(label = "org"): Promise<TestOrg> {
   };
 }
 
-/** A node in the test process: its endpoint, relay link and the configs to free. */
+/** A node in the test process, on loopback: its Node and what it saw. */
 export interface TestNode {
+  node: Node;
   endpoint: Endpoint;
   link: RelayLink;
-  /** The relay client config, then the session config. */
-  configs: QuicConfig[];
-  /** The sessions a connector accepted. */
+  /** The sessions a connector admitted (each echoes DATAGRAMs and streams). */
   accepted: Connection[];
+  /** Addresses the relay reported for this node (QAD), in order. */
+  observed: string[];
+  /** Sessions the relay announced to a connector. */
+  announced: SessionAssignment[];
 }
 
 /**
- * Starts a node dialling `relay` by `serverName`; a connector also accepts
- * sessions and echoes them. The link is not started.
+ * A node on 127.0.0.1 dialling `relay` by `serverName`; a connector admits
+ * every announced session and echoes it. Not started: call `node.start()` or
+ * `link.start()`. `relayOnly` keeps sessions off direct paths.
  */
 export function startNode(
   relay: SocketAddress,
   identity: NodeIdentity,
   role: "connector" | "agent",
-  serverName = RELAY_NAME,
+  options: { serverName?: string; relayOnly?: boolean } = {},
 ): TestNode {
-  const relayConfig = relayClientConfig(identity);
-  const session = sessionConfig(identity);
   const accepted: Connection[] = [];
-  const endpoint = Endpoint.bind({
-    address: { hostname: "127.0.0.1", port: 0 },
-    server: role === "connector"
-      ? { config: session, onConnection: (c) => (accepted.push(c), echo(c)) }
-      : undefined,
-  });
-  const link: RelayLink = new RelayLink({
-    endpoint,
+  const node = new Node({
+    identity,
     relay,
-    serverName,
-    config: relayConfig,
+    relayName: options.serverName ?? RELAY_NAME,
     role,
-    onSession: (assignment) => link.attachSession(assignment),
+    bind: { hostname: "127.0.0.1", port: 0 },
+    relayOnly: options.relayOnly,
+    onAdmitted: (_session, connection) => {
+      accepted.push(connection);
+      echo(connection, (stream) => stream.id === SIGNAL_STREAM_ID);
+    },
   });
-  return { endpoint, link, configs: [relayConfig, session], accepted };
+  const observed: string[] = [];
+  const announced: SessionAssignment[] = [];
+  node.link.onObserved((address) => observed.push(address));
+  node.link.onSession((assignment) => announced.push(assignment));
+  return { node, endpoint: node.endpoint, link: node.link, accepted, observed, announced };
 }
 
-/** Closes the node's link and endpoint and frees its configs. */
+/** Closes the node (sessions, link, socket, configs). */
 export async function stopNode(node: TestNode): Promise<void> {
-  node.link.close();
-  await node.endpoint.close();
-  for (const config of node.configs) config.free();
+  await node.node.close();
 }
 
-/** Opens a session from `agent` to `service` and connects the QUIC session through it. */
+/** Opens a session from `agent` to `service`; resolves once the connector admitted it. */
 export async function openSession(agent: TestNode, service: string): Promise<Connection> {
-  const assignment = await agent.link.openSession(service);
-  const peer = agent.link.attachSession(assignment);
-  const connection = agent.endpoint.connect({
-    peer: peer.address,
-    serverName: serviceServerName(service),
-    config: agent.configs[1],
-  });
-  await connection.established;
-  return connection;
+  return (await agent.node.openSession(service)).connection!;
 }

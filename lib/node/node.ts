@@ -1,0 +1,234 @@
+/**
+ * A node (agent or connector): one endpoint on one UDP socket, its link to the
+ * relay, and its sessions. The set-up both roles share lives here: QUIC
+ * configurations, the socket (dual-stack where the host has IPv6), the facts
+ * candidates are gathered from (observed address, interfaces, watched for
+ * changes), resuming agent sessions after the relay came back, and the
+ * connector's admission hook.
+ */
+import { getLogger } from "@logtape/logtape";
+import { formatAddress, type SocketAddress } from "../net/address.ts";
+import type { Connection } from "../quic/connection.ts";
+import { Endpoint } from "../quic/endpoint.ts";
+import { serviceServerName } from "../pki/grants.ts";
+import type { InterfaceAddress, LocalFacts } from "../session/candidates.ts";
+import type { Session } from "../session/session.ts";
+import { DEFAULT_MAX_SESSIONS, SessionTable } from "../session/session_table.ts";
+import { type NodeIdentity, relayClientConfig, sessionConfig } from "./configs.ts";
+import { RelayLink, RelayRequestError } from "./relay_link.ts";
+import { SESSION_ACCESS_DENIED } from "../relay/constants.ts";
+
+const log = getLogger(["ztna", "node"]);
+
+/** How often the host's interface addresses are checked for a network change. */
+const INTERFACE_POLL_MS = 2_000;
+/** How long an agent keeps trying to resume a session the relay lost. */
+const RESUME_WINDOW_MS = 60_000;
+/** Pause between resume attempts (the connector may still be reconnecting). */
+const RESUME_RETRY_MS = 250;
+
+/** Options of a node. */
+export interface NodeOptions {
+  identity: NodeIdentity;
+  relay: SocketAddress;
+  relayName: string;
+  role: "agent" | "connector";
+  /** Address to bind; default `[::]:0` (dual-stack), or `0.0.0.0:0` without IPv6. */
+  bind?: SocketAddress;
+  /** Interfaces whose addresses are never candidates (the agent's TUN). */
+  excludeInterfaces?: string[];
+  /** Bound on sessions (default 4096). */
+  maxSessions?: number;
+  /** Keep every session on the relay: no punching, no direct path. */
+  relayOnly?: boolean;
+  /**
+   * Connector: decides on an agent's session once its handshake completed;
+   * returns a refusal reason, or null to admit. Default: admit.
+   */
+  admit?: (connection: Connection, session: Session | undefined) => string | null;
+  /** Connector: called for each admitted session. */
+  onAdmitted?: (session: Session, connection: Connection) => void;
+}
+
+/** Reads the host's interface addresses (IPv4 and IPv6). */
+function readInterfaces(): InterfaceAddress[] {
+  return Deno.networkInterfaces().map(({ name, family, address }) => ({ name, family, address }));
+}
+
+/** Binds the node's socket: dual-stack where possible, IPv4 otherwise. */
+function bindEndpoint(
+  bind: SocketAddress | undefined,
+  server: Parameters<typeof Endpoint.bind>[0]["server"],
+): Endpoint {
+  if (bind) return Endpoint.bind({ address: bind, server });
+  try {
+    return Endpoint.bind({ address: { hostname: "::", port: 0 }, server });
+  } catch {
+    return Endpoint.bind({ address: { hostname: "0.0.0.0", port: 0 }, server });
+  }
+}
+
+/** A running node. */
+export class Node {
+  readonly endpoint: Endpoint;
+  readonly link: RelayLink;
+  readonly sessions: SessionTable;
+  readonly #options: NodeOptions;
+  readonly #configs: {
+    relay: ReturnType<typeof relayClientConfig>;
+    session: ReturnType<typeof sessionConfig>;
+  };
+  #interfaces: InterfaceAddress[] = readInterfaces();
+  #watch: ReturnType<typeof setInterval> | undefined;
+  #closing = false;
+
+  constructor(options: NodeOptions) {
+    this.#options = options;
+    const relay = relayClientConfig(options.identity);
+    const session = sessionConfig(options.identity);
+    this.#configs = { relay, session };
+    try {
+      this.endpoint = bindEndpoint(
+        options.bind,
+        options.role === "connector"
+          ? { config: session, onConnection: (c) => this.#accepted(c) }
+          : undefined,
+      );
+    } catch (error) {
+      relay.free();
+      session.free();
+      throw error;
+    }
+    this.link = new RelayLink({
+      endpoint: this.endpoint,
+      relay: options.relay,
+      serverName: options.relayName,
+      config: relay,
+      role: options.role,
+    });
+    this.sessions = new SessionTable({
+      endpoint: this.endpoint,
+      link: this.link,
+      localFacts: () => this.localFacts(),
+      relayOnly: options.relayOnly ?? false,
+    }, options.maxSessions ?? DEFAULT_MAX_SESSIONS);
+    this.link.onObserved(() => this.sessions.localChanged());
+    if (options.role === "connector") {
+      this.link.onSession((assignment) => this.sessions.announce(assignment));
+    }
+    this.link.onSessionClosed(({ session, reason }) => this.#relayEnded(session, reason));
+    this.link.onReconnected(() => {
+      for (const session of this.sessions.values()) this.#resume(session);
+    });
+  }
+
+  /** Connects to the relay (retrying while unreachable) and starts watching the network. */
+  async start(): Promise<void> {
+    await this.link.start();
+    this.#watch = setInterval(() => this.#checkInterfaces(), INTERFACE_POLL_MS);
+    Deno.unrefTimer(this.#watch);
+  }
+
+  /** The facts this node's candidates come from, now. */
+  localFacts(): LocalFacts {
+    return {
+      port: this.endpoint.localAddress.port,
+      family: this.endpoint.family,
+      observed: this.link.observed || undefined,
+      interfaces: this.#interfaces,
+      excludeInterfaces: this.#options.excludeInterfaces,
+    };
+  }
+
+  /**
+   * Agent: opens a session to `service` through the relay and waits until the
+   * connector admitted it. Rejects with RelayRequestError (unknown service),
+   * FatalRelayError (access denied) or a transient error.
+   */
+  async openSession(service: string): Promise<Session> {
+    const assignment = await this.link.openSession(service);
+    return await this.sessions.open(assignment, {
+      serverName: serviceServerName(service),
+      config: this.#configs.session,
+    });
+  }
+
+  /** Closes the sessions, the relay link and the socket. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    clearInterval(this.#watch);
+    this.sessions.close(`${this.#options.role} shutting down`);
+    this.link.close();
+    await this.endpoint.close();
+    this.#configs.relay.free();
+    this.#configs.session.free();
+  }
+
+  #checkInterfaces(): void {
+    const now = readInterfaces();
+    const key = (list: InterfaceAddress[]) =>
+      list.map((i) => `${i.name}/${i.address}`).sort().join(",");
+    if (key(now) === key(this.#interfaces)) return;
+    log.info("network change: interface addresses are now {addresses}", {
+      addresses: now.map((i) => i.address).join(", "),
+    });
+    this.#interfaces = now;
+    this.sessions.localChanged();
+  }
+
+  /** Connector: an agent's session completed its handshake on our socket. */
+  #accepted(connection: Connection): void {
+    const session = this.sessions.byVirtualAddress(connection.initialPeer);
+    const admit = this.#options.admit;
+    const refusal = admit ? admit(connection, session) : null;
+    if (refusal !== null || !session) {
+      if (!admit) {
+        log.warn("refused a session from {peer}: no session announced by the relay", {
+          peer: formatAddress(connection.initialPeer),
+        });
+      }
+      connection.close(SESSION_ACCESS_DENIED, "access denied");
+      return;
+    }
+    session.admit(connection);
+    this.#options.onAdmitted?.(session, connection);
+  }
+
+  /** The relay ended a session: stop sending through it; an agent tries to get it back. */
+  #relayEnded(id: string, reason: string): void {
+    const session = this.sessions.get(id);
+    if (!session) return;
+    log.info("the relay ended session {id} ({reason})", { id, reason });
+    session.relayPath.attached = false;
+    this.#resume(session);
+  }
+
+  /**
+   * Agent: re-opens a live session at the relay under its old ID, so the QUIC
+   * session inside keeps its relay path. The connector may still be
+   * reconnecting, so an unknown service is retried for a while.
+   */
+  async #resume(session: Session): Promise<void> {
+    if (session.role !== "agent") return;
+    const deadline = Date.now() + RESUME_WINDOW_MS;
+    while (!this.#closing && !session.isClosed && Date.now() < deadline) {
+      try {
+        const assignment = await this.link.openSession(session.service, session.id);
+        if (assignment.session !== session.id) this.sessions.rename(session, assignment.session);
+        session.relayPath.attached = true;
+        log.info("session {id} to {service} resumed at the relay", {
+          id: session.id,
+          service: session.service,
+        });
+        return;
+      } catch (error) {
+        if (error instanceof RelayRequestError && error.code !== "unknown-service") {
+          log.warn("resuming session {id}: {error}", { id: session.id, error: error.message });
+          return;
+        }
+        log.debug("resuming session {id}: {error}", { id: session.id, error: String(error) });
+        await new Promise((resolve) => setTimeout(resolve, RESUME_RETRY_MS));
+      }
+    }
+  }
+}
