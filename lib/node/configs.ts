@@ -23,6 +23,13 @@ export const SESSION_MAX_UDP_PAYLOAD = 1280;
 export const TUNNEL_MTU = 1240;
 /** Session idle timeout: a relay outage shorter than this does not end a session. */
 export const SESSION_IDLE_TIMEOUT_MS = 60_000;
+/**
+ * Connection IDs each session end keeps issued to the other. quiche needs a
+ * spare one per path it probes and caps a connection's paths at this number:
+ * the relay path and up to 15 direct paths at once (a round rarely has more
+ * than a handful of candidates; a probe beyond the cap is counted and skipped).
+ */
+export const SESSION_CONNECTION_IDS = 16;
 
 /** A node's certificate, key and trusted CA (PEM files). */
 export interface NodeIdentity {
@@ -54,5 +61,6 @@ export function sessionConfig(identity: NodeIdentity): QuicConfig {
     idleTimeoutMs: SESSION_IDLE_TIMEOUT_MS,
     maxSendUdpPayload: SESSION_MAX_UDP_PAYLOAD,
     datagrams: { receiveQueue: 4096, sendQueue: 4096 },
+    activeConnectionIdLimit: SESSION_CONNECTION_IDS,
   });
 }
