@@ -5,8 +5,8 @@
  * their records go.
  */
 import {
-  ansiColorFormatter,
   configureSync,
+  getAnsiColorFormatter,
   getConsoleSink,
   getJsonLinesFormatter,
   getLogLevels,
@@ -48,7 +48,8 @@ export function isLogFormat(value: string): value is LogFormat {
 function formatterFor(format: LogFormat): TextFormatter {
   if (format === "json") return getJsonLinesFormatter();
   const colors = Deno.stderr.isTerminal() && !Deno.noColor;
-  return colors ? ansiColorFormatter : getTextFormatter();
+  // Values as they are (`session web: direct 198.51.100.7:40211`), not quoted.
+  return colors ? getAnsiColorFormatter({ value: "bare" }) : getTextFormatter({ value: "bare" });
 }
 
 /**

@@ -1,0 +1,176 @@
+/**
+ * ztna in a NAT lab, for direct-path tests: a relay on the lab's public
+ * relay host, a connector publishing a web server (and a UDP echo) on one
+ * site's host, and an agent with a TUN device on another site's host (or on
+ * the same LAN), all as real `ztna` processes. Helpers read the relay's
+ * per-session counters, wait for the agent's path switches and capture what
+ * crosses the internet between the two sites.
+ */
+import assert from "node:assert/strict";
+import {
+  type Child,
+  createNatLab,
+  denoCommand,
+  type Host,
+  type LineLog,
+  type NatLab,
+  type Site,
+  type SiteSpec,
+} from "../../lib/netns/mod.ts";
+import type { SessionSnapshot } from "../../lib/relay/relay.ts";
+import { makeTestOrg, RELAY_NAME, type TestOrg } from "./nodes.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url);
+/** The service's IP on the agent's host. */
+export const SERVICE_IP = "100.80.0.10";
+/** Where the relay listens. */
+export const RELAY_PORT = 4433;
+
+/** What the relay reports on SIGUSR1. */
+export interface RelayCounters {
+  stats: { datagramsForwarded: number };
+  sessions: SessionSnapshot[];
+}
+
+/** A running lab with ztna in it. */
+export interface P2pLab {
+  lab: NatLab;
+  org: TestOrg;
+  agentSite: Site;
+  connectorSite: Site;
+  agentHost: Host;
+  connectorHost: Host;
+  relay: Child;
+  connector: Child & { stderr: LineLog };
+  agent: Child & { stderr: LineLog };
+  /** The web server's root on the connector's host (holds `big.bin` when asked). */
+  webRoot: string;
+  /** The relay's counters now. */
+  relayCounters(): Promise<RelayCounters>;
+  /** The direct address the agent's session switched to, or null if none within `timeoutMs`. */
+  direct(timeoutMs: number): Promise<string | null>;
+  /** Starts counting UDP packets between the two sites' public addresses on the internet host. */
+  capture(): Promise<{ stop(): Promise<number> }>;
+}
+
+/** The sites of a lab: the agent's and the connector's, or one LAN both are on. */
+export type LabSites = { agent: SiteSpec; connector: SiteSpec } | { shared: SiteSpec };
+
+/** Options of {@link withP2pLab}. */
+export interface P2pLabOptions {
+  /** Bytes of `big.bin` served by the web server (default none). */
+  bigFile?: Uint8Array;
+  /** Extra agent flags. */
+  agentArgs?: string[];
+}
+
+/** Builds the lab, starts relay, web server, connector and agent, runs `body`, tears down. */
+export async function withP2pLab(
+  prefix: string,
+  sites: LabSites,
+  body: (lab: P2pLab) => Promise<void>,
+  options: P2pLabOptions = {},
+): Promise<void> {
+  const shared = "shared" in sites;
+  const specs = shared ? [{ ...sites.shared, hosts: 2 }] : [sites.agent, sites.connector];
+  const lab = await createNatLab(prefix, specs);
+  const org = await makeTestOrg(prefix);
+  const webRoot = await Deno.makeTempDir({ prefix: "ztna-p2p-web-" });
+  try {
+    const agentSite = lab.sites[0];
+    const connectorSite = shared ? lab.sites[0] : lab.sites[1];
+    const agentHost = agentSite.hosts[0];
+    const connectorHost = shared ? agentSite.hosts[1] : connectorSite.hosts[0];
+    await Deno.writeTextFile(`${webRoot}/index.html`, "hello through ztna\n");
+    if (options.bigFile) await Deno.writeFile(`${webRoot}/big.bin`, options.bigFile);
+    const relayId = await org.issue("relay-1", "relay");
+    const connectorId = await org.issue("conn-1", "connector", ["web"]);
+    const agentId = await org.issue("alice", "agent");
+    const { net } = lab;
+    const relay = net.spawnDeno(lab.relay, new URL("./relay_main.ts", import.meta.url), [
+      "0.0.0.0",
+      String(RELAY_PORT),
+      relayId.certPath,
+      relayId.keyPath,
+      org.caPath,
+    ]);
+    assert.equal(await relay.nextLine(), `READY ${RELAY_PORT}`);
+    const web = net.spawn(connectorHost, [
+      ...["python3", "-u", "-m", "http.server", "--bind", "127.0.0.1"],
+      ...["--directory", webRoot, "8080"],
+    ]);
+    assert.match(await web.nextLine(), /Serving HTTP/);
+    const common = [
+      ...["--relay", `${lab.relayAddress}:${RELAY_PORT}`, "--relay-name", RELAY_NAME],
+      ...["--ca", org.caPath, "--log-level", "debug"],
+    ];
+    const connector = captured(net.spawn(
+      connectorHost,
+      denoCommand(MAIN, [
+        ...["connector", "--service", "web", "--forward", "127.0.0.1:8080", "--allow", "alice"],
+        ...["--cert", connectorId.certPath, "--key", connectorId.keyPath, ...common],
+      ]),
+      { stderr: "capture" },
+    ));
+    await connector.nextLine(20_000);
+    const agent = captured(net.spawn(
+      agentHost,
+      denoCommand(MAIN, [
+        ...["agent", "--tun", "ztna0", "--service", `web=${SERVICE_IP}`],
+        ...["--cert", agentId.certPath, "--key", agentId.keyPath, ...common],
+        ...(options.agentArgs ?? []),
+      ]),
+      { stderr: "capture" },
+    ));
+    await agent.nextLine(20_000);
+    await body({
+      lab,
+      org,
+      agentSite,
+      connectorSite,
+      agentHost,
+      connectorHost,
+      relay,
+      connector,
+      agent,
+      webRoot,
+      async relayCounters() {
+        relay.process.kill("SIGUSR1");
+        return JSON.parse(await relay.nextLine(5_000)) as RelayCounters;
+      },
+      async direct(timeoutMs) {
+        try {
+          const line = await agent.stderr.waitFor(/session web: direct /, timeoutMs);
+          return /session web: direct (\S+)/.exec(line)![1];
+        } catch {
+          return null;
+        }
+      },
+      async capture() {
+        const file = `${webRoot}/capture.pcap`;
+        const a = agentSite.publicAddress, b = connectorSite.publicAddress;
+        const tcpdump = net.spawn(lab.internet, [
+          ...["tcpdump", "-Z", "root", "-i", "any", "-nn", "-U", "--immediate-mode", "-w", file],
+          `udp and host ${a} and host ${b}`,
+        ], { stderr: "capture" });
+        await tcpdump.stderr!.waitFor(/listening on/, 5_000);
+        return {
+          async stop() {
+            await tcpdump.stop();
+            const read = await net.exec(lab.internet, ["tcpdump", "-nn", "-r", file]);
+            return read.stdout.split("\n").filter((line) => line.includes(" UDP")).length;
+          },
+        };
+      },
+    });
+  } finally {
+    await lab.net.destroy();
+    await org.cleanup();
+    await Deno.remove(webRoot, { recursive: true });
+  }
+}
+
+function captured(child: Child): Child & { stderr: LineLog } {
+  if (!child.stderr) throw new Error("stderr was not captured");
+  return child as Child & { stderr: LineLog };
+}
