@@ -1,73 +1,41 @@
-/** `ztna probe quic HOST:PORT ...`: checks a QUIC service (handshake, RTT, MTU, DATAGRAMs, certificate). */
-import { integerOption, requireOption } from "../lib/cli/args.ts";
-import { defineCommand } from "../lib/cli/command.ts";
+/**
+ * `ztna probe KIND ...`: checks from the command line. Each kind is one module with its own
+ * options (lib/probe/*_command.ts); adding one is one line in PROBES.
+ */
+import { parseCommandLine } from "../lib/cli/args.ts";
+import type { Command, PreparedCommand } from "../lib/cli/command.ts";
 import { UsageError } from "../lib/cli/errors.ts";
-import { parseHostPort } from "../lib/net/address.ts";
-import {
-  DEFAULT_PROBE_ALPN,
-  DEFAULT_PROBE_TIMEOUT_MS,
-  formatQuicProbeReport,
-  probeQuic,
-} from "../lib/probe/quic.ts";
+import { command as natType } from "../lib/probe/nat_type_command.ts";
+import { command as quic } from "../lib/probe/quic_command.ts";
 
-const USAGE = `Usage: ztna probe quic HOST:PORT --server-name NAME --ca CA.pem [options]
+/** The probe kinds, by the word after `ztna probe`. */
+const PROBES: Readonly<Record<string, Command>> = { quic, "nat-type": natType };
 
-Connects to a QUIC service (e.g. a relay), verifies its certificate against
-CA.pem and NAME, waits for the handshake, prints the peer address, handshake
-time, ALPN, RTT, path MTU, DATAGRAM support and the server's certificate, then
-closes the connection.
+const available = () => `available: ${Object.keys(PROBES).join(", ")}`;
 
-Arguments:
-  HOST:PORT            1.2.3.4:443, [2001:db8::1]:443 or localhost:443
-
-Options:
-  --server-name NAME   name the server's certificate must carry, sent as SNI (required)
-  --ca FILE            PEM CA certificate(s) trusted to sign the server's (required)
-  --alpn PROTOCOL      ALPN protocol to offer (default "${DEFAULT_PROBE_ALPN}")
-  --cert FILE          PEM client certificate chain, for servers requiring mutual TLS
-  --key FILE           PEM (PKCS#8) private key of --cert
-  --timeout-ms N       give up after N milliseconds (default ${DEFAULT_PROBE_TIMEOUT_MS})
-  --json               print one JSON object instead of text
-
-Exit status: 0 the service answered and was verified, 1 the probe failed, 2 usage error.`;
-
-export const command = defineCommand({
-  usage: USAGE,
-  allowPositionals: true,
-  options: {
-    "server-name": { type: "string" },
-    ca: { type: "string" },
-    alpn: { type: "string" },
-    cert: { type: "string" },
-    key: { type: "string" },
-    "timeout-ms": { type: "string" },
-    json: { type: "boolean" },
-  },
-  async run({ values, positionals }) {
-    const [kind, target, extra] = positionals;
-    if (kind === undefined) throw new UsageError("missing what to probe (available: quic)");
-    if (kind !== "quic") throw new UsageError(`unknown probe '${kind}' (available: quic)`);
-    if (target === undefined) throw new UsageError("missing HOST:PORT of the QUIC service");
-    if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`);
-    let peer;
-    try {
-      peer = parseHostPort(target);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
+/** The `probe` command: dispatches to the kind named by its first argument. */
+export const command: Command = {
+  usage: Object.values(PROBES).map((probe) => probe.usage).join("\n\n"),
+  prepare(args: string[]): PreparedCommand {
+    const [name, ...rest] = args;
+    if (name === undefined || name.startsWith("-")) {
+      const parsed = parseCommandLine(args, {}, true);
+      const values = parsed.values as {
+        help?: boolean;
+        "log-level"?: string;
+        "log-format"?: string;
+      };
+      if (values.help) {
+        return {
+          help: true,
+          globals: { "log-level": values["log-level"], "log-format": values["log-format"] },
+          run: () => Promise.resolve(),
+        };
+      }
+      throw new UsageError(`missing what to probe (${available()})`);
     }
-    if ((values.cert === undefined) !== (values.key === undefined)) {
-      throw new UsageError("--cert and --key go together");
-    }
-    const options = {
-      peer,
-      serverName: requireOption(values["server-name"], "server-name"),
-      caFile: requireOption(values.ca, "ca"),
-      alpn: values.alpn ?? DEFAULT_PROBE_ALPN,
-      certificateFile: values.cert,
-      keyFile: values.key,
-      timeoutMs: integerOption(values["timeout-ms"], "timeout-ms", DEFAULT_PROBE_TIMEOUT_MS),
-    };
-    const report = await probeQuic(options);
-    console.log(values.json ? JSON.stringify(report) : formatQuicProbeReport(report));
+    const probe = Object.hasOwn(PROBES, name) ? PROBES[name] : undefined;
+    if (!probe) throw new UsageError(`unknown probe '${name}' (${available()})`);
+    return probe.prepare(rest);
   },
-});
+};

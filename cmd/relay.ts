@@ -8,6 +8,9 @@ import { checkHostName, InvalidIdentityRequest, unique } from "../lib/identity/n
 import { type RelayIdentitySource, resolveRelayIdentity } from "../lib/identity/relay_identity.ts";
 import { formatAddress, parseHostPort, type SocketAddress } from "../lib/net/address.ts";
 import { Relay } from "../lib/relay/relay.ts";
+import { StunServer } from "../lib/relay/stun_server.ts";
+import { isWildcardIp } from "../lib/stun/server_addresses.ts";
+import { DEFAULT_SOURCE_LIMITS } from "../lib/stun/source_limiter.ts";
 import { resolveStateDir, STATE_DIR_ENV, SYSTEM_STATE_DIR } from "../lib/state_dir.ts";
 
 const log = getLogger(["ztna", "relay"]);
@@ -41,7 +44,20 @@ Options:
   --key FILE           PEM (PKCS#8) private key of --cert
   --ca FILE            PEM certificate of the organisation's CA
   --rate-pps N         per-node limit on forwarded packets per second (default ${DEFAULT_RATE_PPS})
+  --alt-port N         also answer STUN (NAT-behaviour tests) on UDP port N (needs a
+                       specific --listen address)
+  --alt-address IP     a second address of this machine to answer STUN on, on both ports
+                       (needs a specific --listen address)
+  --stun-rate N        STUN answers per second per source IP (default ${DEFAULT_SOURCE_LIMITS.perSourceRate}, burst ${DEFAULT_SOURCE_LIMITS.perSourceBurst})
+  --no-stun            do not answer STUN at all
   --stats-interval S   log counters at debug level every S seconds (default ${DEFAULT_STATS_INTERVAL_S})
+
+STUN: the relay answers STUN Binding requests (RFC 8489, with RFC 5780's
+CHANGE-REQUEST, RESPONSE-ORIGIN and OTHER-ADDRESS) on its QUIC port, for
+'ztna probe nat-type' and any RFC 5780 client; an answer is never more than 3x
+its request, answers are rate limited per source IP, and malformed or unknown
+STUN is dropped and counted. Full NAT classification needs --alt-address and
+--alt-port.
 
 Logs go to stderr ('listening on ADDR' once ready; --log-format json for machines).
 SIGINT or SIGTERM closes every connection and exits 0.
@@ -58,6 +74,50 @@ function startRelay(options: Parameters<typeof Relay.start>[0]): Relay {
     }
     throw new Error(`cannot start the relay on ${address}: ${(error as Error).message}`);
   }
+}
+
+/** The STUN responder's options the flags select, or undefined with --no-stun. */
+function stunOptions(values: {
+  "no-stun"?: boolean;
+  "alt-port"?: string;
+  "alt-address"?: string;
+  "stun-rate"?: string;
+}, listen: SocketAddress): Omit<Parameters<typeof StunServer.start>[0], "endpoint"> | undefined {
+  if (values["no-stun"]) {
+    for (const flag of ["alt-port", "alt-address", "stun-rate"] as const) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} and --no-stun contradict`);
+    }
+    return undefined;
+  }
+  const alternatePort = values["alt-port"] === undefined
+    ? undefined
+    : integerOption(values["alt-port"], "alt-port", 0, 1, 65535);
+  let alternateIp: string | undefined;
+  if (values["alt-address"] !== undefined) {
+    const ip = values["alt-address"];
+    try {
+      alternateIp = parseHostPort(ip.includes(":") ? `[${ip}]:0` : `${ip}:0`).hostname;
+    } catch {
+      throw new UsageError(
+        `invalid --alt-address '${values["alt-address"]}': expected an IP address`,
+      );
+    }
+  }
+  if ((alternateIp !== undefined || alternatePort !== undefined) && isWildcardIp(listen.hostname)) {
+    throw new UsageError(
+      `--alt-port and --alt-address need a specific --listen address, not ${
+        formatAddress(listen)
+      } (a wildcard socket cannot tell which address a STUN request came to)`,
+    );
+  }
+  const rate = values["stun-rate"] === undefined
+    ? undefined
+    : integerOption(values["stun-rate"], "stun-rate", 0);
+  return {
+    alternateIp,
+    alternatePort,
+    limits: rate === undefined ? undefined : { perSourceRate: rate, perSourceBurst: 4 * rate },
+  };
 }
 
 /** The identity source the flags select; throws UsageErrors for bad combinations. */
@@ -102,6 +162,10 @@ export const command = defineCommand({
     ca: { type: "string" },
     "rate-pps": { type: "string" },
     "stats-interval": { type: "string" },
+    "alt-port": { type: "string" },
+    "alt-address": { type: "string" },
+    "stun-rate": { type: "string" },
+    "no-stun": { type: "boolean" },
   },
   async run({ values }) {
     let listen: SocketAddress;
@@ -118,6 +182,7 @@ export const command = defineCommand({
       DEFAULT_STATS_INTERVAL_S,
     );
     const source = identitySource(values);
+    const stun = stunOptions(values, listen);
 
     const identity = await resolveRelayIdentity(source);
     if (identity.firstRunGuide) console.log(identity.firstRunGuide);
@@ -128,17 +193,33 @@ export const command = defineCommand({
       sha256: identity.summary.sha256Fingerprint,
     });
     const relay = startRelay({ listen, ...identity.files, packetsPerSecond });
+    let stunServer: StunServer | undefined;
+    if (stun) {
+      try {
+        stunServer = StunServer.start({ endpoint: relay.endpoint, ...stun });
+      } catch (error) {
+        await relay.close();
+        throw error;
+      }
+      log.info("STUN on {addresses}", {
+        addresses: stunServer.listening.map(formatAddress).join(", "),
+      });
+    } else {
+      log.info("STUN off (--no-stun)");
+    }
     log.info("listening on {address}", { address: formatAddress(relay.address) });
     const stats = setInterval(() => {
       log.debug("stats: {nodes} nodes, {sessions} sessions, {forwarded} datagrams forwarded", {
         ...relay.snapshot(),
         ...relay.stats,
         forwarded: relay.stats.datagramsForwarded,
+        stun: stunServer?.stats,
       });
     }, statsSeconds * 1000);
     const signal = await untilShutdown();
     log.info("{signal}: closing", { signal });
     clearInterval(stats);
+    await stunServer?.close();
     await relay.close();
     log.info("stopped");
   },

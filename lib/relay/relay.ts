@@ -148,6 +148,11 @@ export class Relay {
     return this.#endpoint.localAddress;
   }
 
+  /** Its endpoint, for services that share the socket (the STUN responder). */
+  get endpoint(): Endpoint {
+    return this.#endpoint;
+  }
+
   /** Every live session with what the relay forwarded for it. */
   sessionSnapshots(): SessionSnapshot[] {
     return [...this.#sessions.values()].map((session) => ({

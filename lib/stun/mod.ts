@@ -1,7 +1,9 @@
 /**
  * Pure STUN (RFC 8489) for NAT-behaviour discovery (RFC 5780), without sockets: a strict
  * message codec with MESSAGE-INTEGRITY(-SHA256) and FINGERPRINT, the plan of requests the
- * RFC 5780 tests send, and the classification of their answers in RFC 4787 terms.
+ * RFC 5780 tests send, and the classification of their answers in RFC 4787 terms; and the
+ * server's side: what to answer to a datagram (never more than 3x its size), from which of
+ * its addresses, and per-source rate limits in a bounded table.
  */
 export type {
   AddressAttribute,
@@ -72,3 +74,19 @@ export {
   planNatTests,
   type PlannedRequest,
 } from "./nat_plan.ts";
+export { answerStun, MAX_AMPLIFICATION, type StunDropReason, type StunReply } from "./responder.ts";
+export {
+  checkServerAddresses,
+  isWildcardIp,
+  listeningAddresses,
+  otherAddress,
+  responseOrigin,
+  StunAddressError,
+  type StunServerAddresses,
+} from "./server_addresses.ts";
+export {
+  DEFAULT_SOURCE_LIMITS,
+  type LimitVerdict,
+  SourceLimiter,
+  type SourceLimits,
+} from "./source_limiter.ts";
