@@ -45,7 +45,7 @@ export function checkServerAddresses(addresses: StunServerAddresses): void {
   const hasAlternate = alternateIp !== undefined || alternatePort !== undefined;
   if (hasAlternate && isWildcardIp(primary.hostname)) {
     throw new StunAddressError(
-      `an alternate STUN address or port needs a specific listening address, not ` +
+      `an alternate address or port needs a specific listening address, not ` +
         `${formatAddress(primary)}: a wildcard socket cannot tell which address a request ` +
         "came to",
     );
