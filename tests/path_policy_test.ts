@@ -231,3 +231,32 @@ Deno.test("connector: punches only when the agent signals a round, on the same s
   assert.equal(policy.state().roundActive, false);
   assert.equal(policy.nextWakeup(), Infinity);
 });
+
+Deno.test("connector: a busy direct path that goes quiet nudges the relay once per quiet spell", () => {
+  const policy = new PathPolicy({ role: "connector" });
+  policy.activePathIs(A, 0);
+  let received = 0, datagrams = 0;
+  const nudges: number[] = [];
+  for (let t = 250; t <= 12_000; t += 250) {
+    // Busy until 2 s; quiet until 6 s; busy again until 8 s; then quiet and idle.
+    if (t <= 2_000 || (t > 6_000 && t <= 8_000)) {
+      received += 5;
+      datagrams += 5;
+    }
+    for (const action of policy.traffic({ packetsReceived: received, datagrams }, t)) {
+      assert.deepEqual(action, { type: "nudge-relay" });
+      nudges.push(t);
+    }
+  }
+  assert.deepEqual(nudges, [3_500, 9_500]);
+  // An idle session (the agent's keep-alives only: every 0.5 s for 45 s after it moved, then
+  // every 15 s; no DATAGRAMs) is quiet by nature: no nudge.
+  const idle = new PathPolicy({ role: "connector" });
+  idle.activePathIs(A, 0);
+  const actions = [];
+  for (let t = 250; t <= 120_000; t += 250) {
+    const keepalives = t <= 45_000 ? Math.floor(t / 500) : 90 + Math.floor((t - 45_000) / 15_000);
+    actions.push(...idle.traffic({ packetsReceived: keepalives, datagrams: 0 }, t));
+  }
+  assert.deepEqual(actions, []);
+});

@@ -97,6 +97,7 @@ export class RelayLink {
   #nextRequest = 1;
   #keepalive: ReturnType<typeof setInterval> | undefined;
   #connected: Promise<void> = Promise.resolve();
+  #lastNudge = -Infinity;
   readonly #events = {
     observed: new Listeners<string>(),
     session: new Listeners<SessionAssignment>(),
@@ -179,6 +180,17 @@ export class RelayLink {
   /** Tells the relay a session ended (best effort). */
   closeSession(session: string, reason: string): void {
     void this.#control?.send({ type: "close-session", session, reason }).catch(() => {});
+  }
+
+  /**
+   * Sends a PING to the relay now (at most once a second), so that it sees
+   * this node's current address if a NAT on the way changed it.
+   */
+  nudge(): void {
+    const now = performance.now();
+    if (now - this.#lastNudge < 1_000) return;
+    this.#lastNudge = now;
+    this.#connection?.ping();
   }
 
   /** Sends a DATAGRAM on the relay connection; false if there is none now or its queue is full. */

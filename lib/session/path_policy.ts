@@ -29,7 +29,13 @@ export type PathAction =
   /** Send an ack-eliciting packet on the direct path `target`. */
   | { type: "keepalive"; target: string }
   /** Retire the destination connection ID of the failed path `target`. */
-  | { type: "retire"; target: string };
+  | { type: "retire"; target: string }
+  /**
+   * Connector: the direct path went quiet in a busy session; our NAT may have
+   * a new address. Send something to the relay now, so it sees (and tells
+   * both ends) where we are, and the agent's relay path reaches us again.
+   */
+  | { type: "nudge-relay" };
 
 /** Timing and bounds of the policy; every time is in ms. */
 export interface PathPolicyOptions {
@@ -119,6 +125,8 @@ export class PathPolicy {
   #lastActivityAt = 0;
   #lastKeepaliveAt = -Infinity;
   #firstUnansweredAt: number | null = null;
+  /** Connector: the relay was nudged for the current quiet spell. */
+  #nudged = false;
 
   constructor(options: PathPolicyOptions) {
     this.#o = { ...PATH_POLICY_DEFAULTS, ...options };
@@ -250,21 +258,29 @@ export class PathPolicy {
   }
 
   /**
-   * Agent, while direct: counters sampled now. Answers keep-alives for a quiet
-   * path and the fallback to the relay for a silent one.
+   * While direct: counters sampled now. The agent answers keep-alives for a
+   * quiet path and the fallback to the relay for a silent one; the connector
+   * nudges the relay when a busy direct path goes silent.
    */
   traffic(sample: TrafficSample, now: number): PathAction[] {
-    if (this.#o.role !== "agent" || this.#current === "relay") return [];
+    if (this.#current === "relay") return [];
     if (sample.packetsReceived !== this.#lastReceived) {
       if (this.#lastReceived !== undefined) this.#firstUnansweredAt = null;
       this.#lastReceived = sample.packetsReceived;
       this.#lastReceivedAt = now;
+      this.#nudged = false;
     }
     if (sample.datagrams !== this.#lastDatagrams) {
+      if (this.#lastDatagrams !== undefined) this.#lastActivityAt = now;
       this.#lastDatagrams = sample.datagrams;
-      this.#lastActivityAt = now;
     }
     const quiet = now - this.#lastReceivedAt;
+    if (this.#o.role === "connector") {
+      const busy = this.#lastActivityAt > this.#lastReceivedAt - this.#o.activeWindowMs;
+      if (this.#nudged || !busy || quiet < this.#o.silenceMs) return [];
+      this.#nudged = true;
+      return [{ type: "nudge-relay" }];
+    }
     if (
       this.#firstUnansweredAt !== null &&
       now - this.#firstUnansweredAt >= this.#o.unansweredMs && quiet >= this.#o.silenceMs

@@ -40,8 +40,10 @@ import {
 
 const log = getLogger(["ztna", "session"]);
 
-/** How often an agent samples a direct path's counters (keep-alive, fallback). */
+/** How often an agent samples a direct path's counters (keep-alive, fallback)... */
 const SAMPLE_MS = 100;
+/** ...and a connector (to notice its own NAT changing under a busy session). */
+const CONNECTOR_SAMPLE_MS = 250;
 /** How long an agent waits for the connector's verdict after the handshake. */
 const ADMISSION_TIMEOUT_MS = 10_000;
 
@@ -323,6 +325,7 @@ export class Session {
         this.#moved(peer === virtual ? "relay" : peer, "the agent moved");
       }
       this.#reconcile();
+      this.#schedule();
     });
     connection.closed.then((reason) => {
       log.debug("session {service} {id} ended: {reason}", {
@@ -455,6 +458,12 @@ export class Session {
         case "keepalive":
           connection?.pingPath(parseHostPort(action.target));
           break;
+        case "nudge-relay":
+          log.info("session {who}: direct path quiet; telling the relay where we are", {
+            who: this.#who,
+          });
+          this.#ctx.link.nudge();
+          break;
         case "retire": {
           const sequence = this.#dcids.get(action.target);
           if (sequence !== undefined && connection?.retireDestinationId(sequence)) {
@@ -495,7 +504,7 @@ export class Session {
     if (to === this.#path) return;
     this.#path = to;
     this.#since = this.#now();
-    const who = this.role === "agent" ? this.service : `${this.service} from ${this.peerName}`;
+    const who = this.#who;
     if (to === "relay") {
       log.info("session {who}: back to the relay ({reason})", { who, reason });
     } else {
@@ -507,6 +516,11 @@ export class Session {
         reason,
       });
     }
+  }
+
+  /** The session as logs name it: `web`, or `web from alice` on the connector. */
+  get #who(): string {
+    return this.role === "agent" ? this.service : `${this.service} from ${this.peerName}`;
   }
 
   /** Brings the policy in line with the path quiche actually uses. */
@@ -524,8 +538,8 @@ export class Session {
     if (this.#closed) return;
     const now = this.#now();
     let wake = this.#policy.nextWakeup();
-    if (this.role === "agent" && this.#policy.current !== "relay") {
-      wake = Math.min(wake, now + SAMPLE_MS);
+    if (this.#policy.current !== "relay") {
+      wake = Math.min(wake, now + (this.role === "agent" ? SAMPLE_MS : CONNECTOR_SAMPLE_MS));
     }
     if (!Number.isFinite(wake)) return;
     this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, wake - now));
@@ -537,7 +551,7 @@ export class Session {
     const now = this.#now();
     const actions: PathAction[] = [];
     const current = this.#policy.current;
-    if (this.role === "agent" && current !== "relay") {
+    if (current !== "relay") {
       const path = connection.pathStats().find((p) => formatAddress(p.peer) === current);
       const stats = connection.stats();
       actions.push(...this.#policy.traffic({

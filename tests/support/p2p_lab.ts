@@ -62,6 +62,8 @@ export interface P2pLabOptions {
   bigFile?: Uint8Array;
   /** Extra agent flags. */
   agentArgs?: string[];
+  /** Runs once relay and connector are up, before the agent starts. */
+  beforeAgent?: (lab: NatLab, agentSite: Site, connectorSite: Site) => Promise<void>;
 }
 
 /** Builds the lab, starts relay, web server, connector and agent, runs `body`, tears down. */
@@ -113,6 +115,7 @@ export async function withP2pLab(
       { stderr: "capture" },
     ));
     await connector.nextLine(20_000);
+    await options.beforeAgent?.(lab, agentSite, connectorSite);
     const agent = captured(net.spawn(
       agentHost,
       denoCommand(MAIN, [
