@@ -27,6 +27,10 @@ export const COMMANDS: CommandRegistry = {
     summary: "run the relay that connectors and agents dial out to",
     load: () => import("./cmd/relay.ts"),
   },
+  status: {
+    summary: "show what a running agent, connector or relay on this host is doing",
+    load: () => import("./cmd/status.ts"),
+  },
   demo: {
     summary: "bring up relay, connector, agent and a web server in namespaces; fetch a page (root)",
     load: () => import("./cmd/demo.ts"),

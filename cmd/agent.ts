@@ -2,7 +2,7 @@
 import { defineCommand } from "../lib/cli/command.ts";
 import { UsageError } from "../lib/cli/errors.ts";
 import { NODE_OPTIONS, NODE_OPTIONS_USAGE, nodeOptions } from "../lib/cli/node_options.ts";
-import { untilShutdown } from "../lib/cli/shutdown.ts";
+import { ADMIN_SOCKET_OPTION, adminSocketUsage, serveUntilShutdown } from "../lib/cli/daemon.ts";
 import { Agent, type AgentService } from "../lib/agent/agent.ts";
 import { isServiceName } from "../lib/control/messages.ts";
 import { parseIpAddress } from "../lib/packet/mod.ts";
@@ -21,7 +21,8 @@ Options:
   --tun NAME           TUN device to create, e.g. ztna0 (required)
   --service NAME=IP    a service and the IP this host reaches it at (required; repeatable)
   --address CIDR       the TUN device's own address (default ${DEFAULT_TUN_ADDRESS})
-${NODE_OPTIONS_USAGE}`;
+${NODE_OPTIONS_USAGE}
+${adminSocketUsage("agent")}`;
 
 function parseService(text: string): AgentService {
   const [name, ip, extra] = text.split("=");
@@ -41,6 +42,7 @@ export const command = defineCommand({
   usage: USAGE,
   options: {
     ...NODE_OPTIONS,
+    ...ADMIN_SOCKET_OPTION,
     tun: { type: "string" },
     service: { type: "string", multiple: true },
     address: { type: "string", multiple: true },
@@ -59,7 +61,10 @@ export const command = defineCommand({
       `agent up on ${values.tun}: ${services.map((s) => `${s.name} at ${s.ip}`).join(", ")}; ` +
         `relay sees it at ${agent.node.link.observed}`,
     );
-    await untilShutdown();
-    await agent.close();
+    try {
+      await serveUntilShutdown("agent", values["admin-socket"], () => agent.status());
+    } finally {
+      await agent.close();
+    }
   },
 });

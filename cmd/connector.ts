@@ -3,7 +3,7 @@ import { defineCommand } from "../lib/cli/command.ts";
 import { UsageError } from "../lib/cli/errors.ts";
 import { requireOption } from "../lib/cli/args.ts";
 import { NODE_OPTIONS, NODE_OPTIONS_USAGE, nodeOptions } from "../lib/cli/node_options.ts";
-import { untilShutdown } from "../lib/cli/shutdown.ts";
+import { ADMIN_SOCKET_OPTION, adminSocketUsage, serveUntilShutdown } from "../lib/cli/daemon.ts";
 import { Connector } from "../lib/connector/connector.ts";
 import { isServiceName } from "../lib/control/messages.ts";
 import { parseHostPort } from "../lib/net/address.ts";
@@ -22,12 +22,14 @@ Options:
   --service NAME       the service to publish (required)
   --forward HOST:PORT  a target for the service's port PORT (required; repeatable)
   --allow LIST         comma-separated agent names allowed in, or '*' for every agent (required)
-${NODE_OPTIONS_USAGE}`;
+${NODE_OPTIONS_USAGE}
+${adminSocketUsage("connector")}`;
 
 export const command = defineCommand({
   usage: USAGE,
   options: {
     ...NODE_OPTIONS,
+    ...ADMIN_SOCKET_OPTION,
     service: { type: "string" },
     forward: { type: "string", multiple: true },
     allow: { type: "string" },
@@ -58,7 +60,10 @@ export const command = defineCommand({
     console.log(
       `connector publishing ${service}; relay sees it at ${connector.node.link.observed}`,
     );
-    await untilShutdown();
-    await connector.close();
+    try {
+      await serveUntilShutdown("connector", values["admin-socket"], () => connector.status());
+    } finally {
+      await connector.close();
+    }
   },
 });

@@ -13,7 +13,8 @@ import { describeClose } from "../quic/errors.ts";
 import { type NodeIdentity, TUNNEL_MTU } from "../node/configs.ts";
 import { Node } from "../node/node.ts";
 import { FatalRelayError, RelayRequestError } from "../node/relay_link.ts";
-import { isAccessDenied, type Session, type SessionStatus } from "../session/session.ts";
+import { isAccessDenied, type Session } from "../session/session.ts";
+import type { NodeStatus } from "../admin/node_status.ts";
 import { TunDevice } from "../tun/mod.ts";
 
 const log = getLogger(["ztna", "agent"]);
@@ -33,6 +34,8 @@ export interface AgentOptions {
   /** The TUN's own addresses (sources of the captured packets). */
   tunAddresses: string[];
   services: AgentService[];
+  /** Keep sessions on the relay. */
+  relayOnly?: boolean;
 }
 
 /** Counters of an agent. */
@@ -48,6 +51,7 @@ export class Agent {
   readonly stats: AgentStats = { packetsToSessions: 0, packetsFromSessions: 0, dropped: 0 };
   readonly node: Node;
   readonly #tun: TunDevice;
+  readonly #services: AgentService[];
   /** The live session of each service IP (by its text form). */
   readonly #sessions = new Map<string, Session | null>();
   #closing = false;
@@ -55,12 +59,14 @@ export class Agent {
 
   private constructor(options: AgentOptions, tun: TunDevice) {
     this.#tun = tun;
+    this.#services = options.services;
     this.node = new Node({
       identity: options.identity,
       relay: options.relay,
       relayName: options.relayName,
       role: "agent",
       excludeInterfaces: [tun.name],
+      relayOnly: options.relayOnly,
     });
     this.node.link.onObserved((address) =>
       log.info("the relay sees this agent at {address}", { address })
@@ -105,9 +111,9 @@ export class Agent {
     return agent;
   }
 
-  /** Every live session, for status output. */
-  status(): SessionStatus[] {
-    return [...this.#sessions.values()].flatMap((session) => session ? [session.status()] : []);
+  /** What the agent does now, for its admin socket. */
+  status(): NodeStatus {
+    return this.node.status(this.#services.map((s) => s.name));
   }
 
   async #openSession(service: AgentService): Promise<void> {

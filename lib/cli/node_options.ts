@@ -11,6 +11,7 @@ export const NODE_OPTIONS = {
   cert: { type: "string" },
   key: { type: "string" },
   ca: { type: "string" },
+  "relay-only": { type: "boolean" },
 } as const;
 
 /** Usage lines of the shared node options. */
@@ -18,13 +19,19 @@ export const NODE_OPTIONS_USAGE = `  --relay HOST:PORT    the relay to dial (req
   --relay-name NAME    name in the relay's certificate (required)
   --cert FILE          this node's certificate, from 'ztna identity issue' (required)
   --key FILE           its private key (required)
-  --ca FILE            the organisation's CA certificate (required)`;
+  --ca FILE            the organisation's CA certificate (required)
+  --relay-only         keep sessions on the relay: no hole punching, no direct path`;
 
 /** The relay address and name and the node identity from parsed options. */
-export function nodeOptions(values: Partial<Record<keyof typeof NODE_OPTIONS, string>>): {
+export function nodeOptions(
+  values: Partial<Record<Exclude<keyof typeof NODE_OPTIONS, "relay-only">, string>> & {
+    "relay-only"?: boolean;
+  },
+): {
   relay: SocketAddress;
   relayName: string;
   identity: NodeIdentity;
+  relayOnly: boolean;
 } {
   let relay: SocketAddress;
   try {
@@ -37,6 +44,7 @@ export function nodeOptions(values: Partial<Record<keyof typeof NODE_OPTIONS, st
   return {
     relay,
     relayName: requireOption(values["relay-name"], "relay-name"),
+    relayOnly: values["relay-only"] === true,
     identity: {
       certificateFile: requireOption(values.cert, "cert"),
       privateKeyFile: requireOption(values.key, "key"),

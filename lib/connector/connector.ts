@@ -11,7 +11,8 @@ import { formatAddress, type SocketAddress } from "../net/address.ts";
 import type { Connection } from "../quic/connection.ts";
 import type { NodeIdentity } from "../node/configs.ts";
 import { Node } from "../node/node.ts";
-import type { Session, SessionStatus } from "../session/session.ts";
+import type { Session } from "../session/session.ts";
+import type { NodeStatus } from "../admin/node_status.ts";
 import { readGrants } from "../pki/grants.ts";
 import { type TcpHandler, Terminator } from "./terminator.ts";
 
@@ -32,6 +33,8 @@ export interface ConnectorOptions {
   tcp?: (send: (packet: Uint8Array) => void, targets: Map<number, SocketAddress>) => TcpHandler;
   /** Address the node's socket binds (default: any, a free port). */
   bind?: SocketAddress;
+  /** Offer agents no direct path. */
+  relayOnly?: boolean;
 }
 
 /** A running connector. */
@@ -52,6 +55,7 @@ export class Connector {
       relayName: options.relayName,
       role: "connector",
       bind: options.bind,
+      relayOnly: options.relayOnly,
       admit: (connection, session) => this.#decide(connection, session),
       onAdmitted: (session, connection) => this.#serve(session, connection),
     });
@@ -89,9 +93,9 @@ export class Connector {
     return out;
   }
 
-  /** Every session, for status output. */
-  status(): SessionStatus[] {
-    return this.node.sessions.values().map((session) => session.status());
+  /** What the connector does now, for its admin socket. */
+  status(): NodeStatus {
+    return this.node.status([this.#options.service]);
   }
 
   /** The access decision: null admits, a reason refuses. */

@@ -17,6 +17,7 @@ import { DEFAULT_MAX_SESSIONS, SessionTable } from "../session/session_table.ts"
 import { type NodeIdentity, relayClientConfig, sessionConfig } from "./configs.ts";
 import { RelayLink, RelayRequestError } from "./relay_link.ts";
 import { SESSION_ACCESS_DENIED } from "../relay/constants.ts";
+import type { NodeStatus } from "../admin/node_status.ts";
 
 const log = getLogger(["ztna", "node"]);
 
@@ -151,6 +152,22 @@ export class Node {
       serverName: serviceServerName(service),
       config: this.#configs.session,
     });
+  }
+
+  /** What the node does now, for its admin socket; `services` are those it publishes or reaches. */
+  status(services: string[]): NodeStatus {
+    return {
+      role: this.#options.role,
+      services,
+      relay: {
+        address: formatAddress(this.#options.relay),
+        connected: this.link.isConnected,
+        rttMs: this.link.rttMs ?? null,
+        observed: this.link.observed,
+        reconnects: this.link.reconnects,
+      },
+      sessions: this.sessions.values().map((session) => session.status()),
+    };
   }
 
   /** Closes the sessions, the relay link and the socket. */

@@ -19,6 +19,7 @@ export {
 } from "./checksum.ts";
 export { isPacketError, PACKET_ERRORS, type PacketError } from "./errors.ts";
 export {
+  fillIcmpChecksum,
   ICMP_HEADER_LENGTH,
   type IcmpMessage,
   ICMPV4_DESTINATION_UNREACHABLE,

@@ -93,8 +93,8 @@ export interface SessionStatus {
   peer: string;
   /** `relay` or `direct IP:PORT`. */
   path: string;
-  /** Since when (ms on the session's clock) it has been on that path. */
-  sinceMs: number;
+  /** How long it has been on that path (ms). */
+  pathAgeMs: number;
   rttMs: number | undefined;
   paths: SessionPathStatus[];
   counters: SessionCounters;
@@ -289,7 +289,7 @@ export class Session {
       role: this.role,
       peer: this.peerName,
       path: this.#path === "relay" ? "relay" : `direct ${this.#path}`,
-      sinceMs: this.#since,
+      pathAgeMs: Math.round(this.#now() - this.#since),
       rttMs: active?.rttMs,
       paths: paths.map((p) => ({
         path: label(p.peer),

@@ -18,6 +18,7 @@ import {
   type SiteSpec,
 } from "../../lib/netns/mod.ts";
 import type { SessionSnapshot } from "../../lib/relay/relay.ts";
+import type { NodeStatus } from "../../lib/admin/node_status.ts";
 import { makeTestOrg, RELAY_NAME, type TestOrg } from "./nodes.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url);
@@ -51,6 +52,8 @@ export interface P2pLab {
   direct(timeoutMs: number): Promise<string | null>;
   /** Starts counting UDP packets between the two sites' public addresses on the internet host. */
   capture(): Promise<{ stop(): Promise<number> }>;
+  /** `ztna status --json` of the agent or the connector, run on its host. */
+  status(which: "agent" | "connector"): Promise<NodeStatus>;
 }
 
 /** The sites of a lab: the agent's and the connector's, or one LAN both are on. */
@@ -111,6 +114,7 @@ export async function withP2pLab(
       denoCommand(MAIN, [
         ...["connector", "--service", "web", "--forward", "127.0.0.1:8080", "--allow", "alice"],
         ...["--cert", connectorId.certPath, "--key", connectorId.keyPath, ...common],
+        ...["--admin-socket", `${webRoot}/connector.sock`],
       ]),
       { stderr: "capture" },
     ));
@@ -121,6 +125,7 @@ export async function withP2pLab(
       denoCommand(MAIN, [
         ...["agent", "--tun", "ztna0", "--service", `web=${SERVICE_IP}`],
         ...["--cert", agentId.certPath, "--key", agentId.keyPath, ...common],
+        ...["--admin-socket", `${webRoot}/agent.sock`],
         ...(options.agentArgs ?? []),
       ]),
       { stderr: "capture" },
@@ -148,6 +153,15 @@ export async function withP2pLab(
         } catch {
           return null;
         }
+      },
+      async status(which) {
+        const host = which === "agent" ? agentHost : connectorHost;
+        const result = await net.exec(
+          host,
+          denoCommand(MAIN, ["status", "--socket", `${webRoot}/${which}.sock`, "--json"]),
+        );
+        assert.equal(result.code, 0, `ztna status: ${result.stderr}`);
+        return JSON.parse(result.stdout) as NodeStatus;
       },
       async capture() {
         const file = `${webRoot}/capture.pcap`;

@@ -1,0 +1,104 @@
+/**
+ * Seeing the direct path and defending it, with real `ztna` processes behind
+ * two port-restricted-cone NATs: `ztna status` on both ends shows the path,
+ * its round-trip time and the bytes per path; punches captured on the
+ * internet and replayed with their original source (an on-path attacker),
+ * and forged ones, are refused and counted, and the session stays put.
+ */
+import assert from "node:assert/strict";
+import { denoCommand } from "../lib/netns/mod.ts";
+import { type LabSites, SERVICE_IP, withP2pLab } from "./support/p2p_lab.ts";
+
+const SITES: LabSites = {
+  agent: { kind: "port-restricted-cone" },
+  connector: { kind: "port-restricted-cone" },
+};
+const MAIN = new URL("../main.ts", import.meta.url);
+
+/** Resends the last captured punch `count` times, spoofing its source; then `count` forged ones. */
+const REPLAY = `
+import sys
+from scapy.all import rdpcap, send, IP, UDP, Raw
+pkts = [p for p in rdpcap(sys.argv[1]) if UDP in p and bytes(p[UDP].payload)[:1] == b'\\x30']
+p = pkts[-1]
+payload = bytes(p[UDP].payload)
+count = int(sys.argv[2])
+send(IP(src=p[IP].src, dst=p[IP].dst)/UDP(sport=p[UDP].sport, dport=p[UDP].dport)/Raw(payload), count=count, verbose=False)
+forged = bytearray(payload)
+forged[12:16] = b'\\xff\\xff\\xff\\x00'
+send(IP(src=p[IP].src, dst=p[IP].dst)/UDP(sport=p[UDP].sport, dport=p[UDP].dport)/Raw(bytes(forged)), count=count, verbose=False)
+print(len(pkts))
+`;
+
+Deno.test("ztna status shows each end's direct path with bytes per path; replayed and forged punches change nothing", async () => {
+  await withP2pLab("p2pst", SITES, async (lab) => {
+    const { net } = lab.lab;
+    // Record the connector's punches towards the agent as they cross the internet.
+    const file = `${lab.webRoot}/punches.pcap`;
+    const tcpdump = net.spawn(lab.lab.internet, [
+      ...["tcpdump", "-Z", "root", "-i", "any", "-U", "--immediate-mode", "-w", file],
+      `udp and src host ${lab.connectorSite.publicAddress} and dst host ${lab.agentSite.publicAddress}`,
+    ], { stderr: "capture" });
+    await tcpdump.stderr!.waitFor(/listening on/, 5_000);
+    const direct = await lab.direct(10_000);
+    assert.ok(direct);
+    const ping = await net.exec(lab.agentHost, ["ping", "-c", "20", "-i", "0.05", SERVICE_IP]);
+    assert.match(ping.stdout, /20 received/);
+    await tcpdump.stop();
+
+    const agent = await lab.status("agent");
+    assert.equal(agent.role, "agent");
+    assert.deepEqual(agent.services, ["web"]);
+    assert.equal(agent.relay.connected, true);
+    assert.match(agent.relay.observed, new RegExp(`^${lab.agentSite.publicAddress}:\\d+$`));
+    assert.equal(agent.sessions.length, 1);
+    const session = agent.sessions[0];
+    assert.equal(session.path, `direct ${direct}`);
+    assert.equal(session.peer, "conn-1");
+    const active = session.paths.find((p) => p.active)!;
+    assert.equal(active.path, direct);
+    assert.equal(active.state, "validated");
+    assert.ok(active.packetsReceived >= 20 && active.bytesReceived >= 20 * 84, "pings came back");
+    const relayPath = session.paths.find((p) => p.path === "relay")!;
+    assert.equal(relayPath.active, false);
+    assert.equal(session.counters.migrations, 1);
+    assert.ok(typeof session.rttMs === "number" && session.rttMs < 50, `rtt ${session.rttMs}`);
+
+    const connector = await lab.status("connector");
+    assert.equal(connector.sessions[0].path.split(":")[0], `direct ${lab.agentSite.publicAddress}`);
+    assert.equal(connector.sessions[0].peer, "alice");
+
+    // The human view, aligned like `tailscale status`.
+    const human = await net.exec(
+      lab.agentHost,
+      denoCommand(MAIN, ["status", "--socket", `${lab.webRoot}/agent.sock`]),
+    );
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^agent for web; relay 198\.18\.1\.2:4433 \(rtt [\d.]+ ms/);
+    assert.match(human.stdout, /\nSERVICE\s+PEER\s+PATH\s+RTT\s+FOR\s+SENT\s+RECEIVED\n/);
+    assert.match(
+      human.stdout,
+      new RegExp(`\\nweb\\s+conn-1\\s+direct ${direct.replaceAll(".", "\\.")}`),
+    );
+    assert.match(human.stdout, /\* path\s+direct /);
+
+    // An on-path attacker replays captured punches with their source, and forges some.
+    const refused = agent.sessions[0].counters.punchesRefused;
+    const replay = await net.exec(lab.lab.internet, ["python3", "-c", REPLAY, file, "10"]);
+    assert.equal(replay.code, 0, replay.stderr);
+    assert.ok(Number(replay.stdout.trim()) > 0, "punches were captured");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const after = (await lab.status("agent")).sessions[0];
+    const counted = after.counters.punchesRefused;
+    assert.equal(
+      counted.replayed + counted.stale - refused.replayed - refused.stale,
+      10,
+      `replays refused: ${JSON.stringify(counted)}`,
+    );
+    assert.equal(counted["bad-mac"] - refused["bad-mac"], 10, "forged punches refused");
+    assert.equal(after.path, `direct ${direct}`, "the session did not move");
+    assert.equal(after.counters.migrations, 1);
+    const again = await net.exec(lab.agentHost, ["ping", "-c", "5", "-i", "0.05", SERVICE_IP]);
+    assert.match(again.stdout, /5 received/);
+  });
+});
