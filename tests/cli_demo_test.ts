@@ -33,7 +33,7 @@ async function namespaces(): Promise<string[]> {
   return new TextDecoder().decode(output.stdout).split("\n").map((line) => line.split(" ")[0]);
 }
 
-Deno.test("ztna demo --json: a page through the tunnel via both NATs, then nothing left", async () => {
+Deno.test("ztna demo --json: a page through the tunnel, direct between both NATs, then nothing left", async () => {
   const run = await demo(["demo", "--json"]);
   assertExit(run, 0);
   const report = JSON.parse(run.stdout) as DemoReport & { pathText: string };
@@ -46,7 +46,18 @@ Deno.test("ztna demo --json: a page through the tunnel via both NATs, then nothi
   assert.equal(report.ping.received, report.ping.sent);
   assert.ok(report.ping.avgMs !== null && report.ping.avgMs < 100, `RTT ${report.ping.avgMs} ms`);
 
-  const hops = Object.fromEntries(report.path.map((hop) => [hop.hop, hop.address]));
+  // The session went direct: the relay is on its first path only.
+  assert.ok(report.direct, "the session went direct");
+  assert.match(report.direct.address, new RegExp(`^${NAT_ADDRESSES.natBPublic}:\\d+$`));
+  assert.ok(report.direct.afterMs >= report.relayAfterMs && report.direct.afterMs < 10_000);
+  assert.deepEqual(report.path.map((hop) => hop.hop), [
+    "agent",
+    "agent-nat",
+    "connector-nat",
+    "connector",
+    "web",
+  ]);
+  const hops = Object.fromEntries(report.relayPath.map((hop) => [hop.hop, hop.address]));
   assert.deepEqual(Object.keys(hops), [
     "agent",
     "agent-nat",
@@ -62,7 +73,10 @@ Deno.test("ztna demo --json: a page through the tunnel via both NATs, then nothi
   assert.match(hops["connector-nat"], new RegExp(`^${NAT_ADDRESSES.natBPublic}:\\d+$`));
   assert.equal(hops.connector, NAT_ADDRESSES.connector);
   assert.equal(hops.web, "127.0.0.1:8080");
-  assert.match(report.pathText, /^agent 10\.200\.1\.2 → NAT 198\.18\.2\.2:\d+ → relay /);
+  assert.match(
+    report.pathText,
+    /^agent 10\.200\.1\.2 → NAT 198\.18\.2\.2:\d+ → NAT 198\.18\.3\.2:/,
+  );
   assert.ok(report.setupMs > 0 && report.setupMs < 60_000, `setup ${report.setupMs} ms`);
 
   assert.match(report.topology, /^ztnademo-[0-9a-f]{4}$/);

@@ -62,11 +62,19 @@ export async function startConnector(topology: NatTopology, org: DemoOrg): Promi
   return observedAddress("the connector", line);
 }
 
+/** The agent once its session is up. */
+export interface StartedAgent {
+  /** The address the relay observed for it (QAD). */
+  observed: string;
+  /** Resolves with the direct peer address once the session went direct, or null after `ms`. */
+  direct(ms: number): Promise<string | null>;
+}
+
 /**
  * Starts the agent with its TUN device; resolves once its session to the
- * service is up, with the address the relay observed for it (QAD).
+ * service is up (through the relay).
  */
-export async function startAgent(topology: NatTopology, org: DemoOrg): Promise<string> {
+export async function startAgent(topology: NatTopology, org: DemoOrg): Promise<StartedAgent> {
   const child = spawnCaptured(
     topology,
     topology.agent,
@@ -77,7 +85,14 @@ export async function startAgent(topology: NatTopology, org: DemoOrg): Promise<s
     ]),
   );
   const line = await awaitStart("the agent", child, child.nextLine(DEMO.startTimeoutMs));
-  return observedAddress("the agent", line);
+  return {
+    observed: observedAddress("the agent", line),
+    direct: (ms) =>
+      child.stderr.waitFor(/session \S+: direct (\S+)/, ms).then(
+        (found) => /session \S+: direct (\S+)/.exec(found)![1],
+        () => null,
+      ),
+  };
 }
 
 /** Starts `argv` in `host` with its stderr captured. */

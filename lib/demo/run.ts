@@ -42,7 +42,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     log.info("creating a throwaway organisation in {dir}", { dir });
     const org = await createDemoOrg(dir, DEMO.names);
     throwIfInterrupted(signal);
-    topology = await createNatTopology(DEMO.prefix);
+    // NATs that drop unsolicited packets to themselves, as home routers do: a direct path exists.
+    topology = await createNatTopology(DEMO.prefix, { homeRouters: true });
     log.info("namespaces up (prefix {id}): relay, two NATs, agent, connector", {
       id: topology.net.id,
     });
@@ -55,15 +56,25 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     await startWebServer(topology, token);
     const connectorSeenAt = await startConnector(topology, org);
     log.info("connector up; the relay sees it at {observed}", { observed: connectorSeenAt });
-    const agentSeenAt = await startAgent(topology, org);
-    log.info("agent up; the relay sees it at {observed}", { observed: agentSeenAt });
+    const agentStarted = performance.now();
+    const agent = await startAgent(topology, org);
+    const relayAfterMs = Math.round(performance.now() - agentStarted);
+    log.info("agent up; the relay sees it at {observed}", { observed: agent.observed });
+    const directTo = await agent.direct(DEMO.directTimeoutMs);
+    const directAfterMs = Math.round(performance.now() - agentStarted);
+    if (directTo) log.info("the session went direct to {address}", { address: directTo });
+    else log.warn("the session stayed on the relay");
     const setupMs = performance.now() - started;
     const ping = await pingService(topology);
     const http = await fetchPage(topology, token);
+    const relayPath = demoPath(topology, agent.observed, connectorSeenAt);
     const report: DemoReport = {
       topology: topology.net.id,
       service: { name: DEMO.names.service, ip: DEMO.serviceIp },
-      path: demoPath(topology, agentSeenAt, connectorSeenAt),
+      path: directTo ? relayPath.filter((hop) => hop.hop !== "relay") : relayPath,
+      relayPath,
+      direct: directTo ? { address: directTo, afterMs: directAfterMs } : null,
+      relayAfterMs,
       http,
       ping,
       setupMs: Math.round(setupMs),

@@ -20,6 +20,8 @@ export const DEMO = {
   pings: 5,
   /** How long a node gets to print that it is up. */
   startTimeoutMs: 20_000,
+  /** How long the session gets to go direct. */
+  directTimeoutMs: 10_000,
   fetchTimeoutMs: 10_000,
 } as const;
 

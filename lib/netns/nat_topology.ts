@@ -28,13 +28,26 @@ export interface NatTopology {
   addresses: typeof NAT_ADDRESSES;
 }
 
+/** Options of {@link createNatTopology}. */
+export interface NatTopologyOptions {
+  /**
+   * The NATs drop unsolicited packets addressed to themselves, like home
+   * routers: agent and connector can then go direct. Default false: plain
+   * MASQUERADE, where sessions stay on the relay.
+   */
+  homeRouters?: boolean;
+}
+
 /**
  * Builds: relay, natA and natB on "public" 198.18.0.0/15 subnets routed by an
  * `internet` host; agent on 10.200.1.0/24 behind natA, connector on
  * 10.200.2.0/24 behind natB (MASQUERADE on each NAT's public side). On
  * failure the partial topology is destroyed before the error propagates.
  */
-export async function createNatTopology(prefix: string): Promise<NatTopology> {
+export async function createNatTopology(
+  prefix: string,
+  options: NatTopologyOptions = {},
+): Promise<NatTopology> {
   const net = await Topology.create(prefix);
   try {
     const [internet, relay, natA, natB, agent, connector] = await Promise.all(
@@ -54,8 +67,9 @@ export async function createNatTopology(prefix: string): Promise<NatTopology> {
     await net.route(natB, "default", "198.18.3.1");
     await net.route(agent, "default", "10.200.1.1");
     await net.route(connector, "default", "10.200.2.1");
-    await net.nat(natA, { inside: a.bName, outside: "v-internet" });
-    await net.nat(natB, { inside: b.bName, outside: "v-internet" });
+    const dropUnsolicited = options.homeRouters ?? false;
+    await net.nat(natA, { inside: a.bName, outside: "v-internet", dropUnsolicited });
+    await net.nat(natB, { inside: b.bName, outside: "v-internet", dropUnsolicited });
     return { net, internet, relay, natA, natB, agent, connector, addresses: NAT_ADDRESSES };
   } catch (error) {
     await net.destroy().catch((cleanup) => {

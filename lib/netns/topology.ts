@@ -147,11 +147,14 @@ export class Topology {
    * Makes `router` a NAT: forwarding on and MASQUERADE for everything leaving
    * `outside`. `randomPorts` (`--random-fully`) makes the mapping port-random
    * per destination, like a symmetric NAT; without it Linux keeps source
-   * ports when free (endpoint-independent mapping).
+   * ports when free (endpoint-independent mapping). `dropUnsolicited` makes it
+   * drop unsolicited packets addressed to itself on `outside`, as home routers
+   * do (hole punching through plain MASQUERADE deadlocks without it: see
+   * lib/netns/nat_lab.ts).
    */
   async nat(
     router: Host,
-    options: { inside: string; outside: string; randomPorts?: boolean },
+    options: { inside: string; outside: string; randomPorts?: boolean; dropUnsolicited?: boolean },
   ): Promise<void> {
     await this.forwarding(router);
     const random = options.randomPorts ? ["--random-fully"] : [];
@@ -165,6 +168,12 @@ export class Topology {
       ...["iptables", "-A", "FORWARD", "-i", outside, "-o", inside],
       ...["-m", "conntrack", "!", "--ctstate", "ESTABLISHED,RELATED", "-j", "DROP"],
     ]);
+    if (options.dropUnsolicited) {
+      await this.#must(router, [
+        ...["iptables", "-A", "INPUT", "-i", outside],
+        ...["-m", "conntrack", "--ctstate", "NEW,INVALID", "-j", "DROP"],
+      ]);
+    }
   }
 
   /** Runs `command` in `host` to completion (killed after `timeoutMs`). */
