@@ -216,6 +216,8 @@ Deno.test("relay QAD follows a NAT rebinding: the node learns its new address, i
       "connector",
     );
     const connectorSessions = connector.announced;
+    const peerMoves: string[] = [];
+    connector.link.onPeerAddress(({ observed }) => peerMoves.push(observed));
     nodes.push(connector);
     await connector.link.start();
     await connector.link.register("web");
@@ -256,6 +258,9 @@ Deno.test("relay QAD follows a NAT rebinding: the node learns its new address, i
     );
     assert.deepEqual(observed, [firstAddress, newAddress]);
     assert.equal(agent.link.observed, newAddress);
+    // The session's other end hears of it too.
+    await waitFor(() => peerMoves.length >= 1, "the connector to hear of the agent's move");
+    assert.deepEqual(peerMoves, [newAddress]);
 
     // The session keeps working after the migration, through the new mapping only.
     const inboundBefore = nat.inbound;

@@ -74,6 +74,16 @@ export interface RelayLinkOptions {
   /** Client configuration: relay ALPN, this node's identity, the organisation CA. */
   config: QuicConfig;
   role: Exclude<Role, "relay">;
+  /** How long a request waits for its answer (default REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
+}
+
+/** A request the relay did not answer in time. */
+export class RelayRequestTimeoutError extends Error {
+  constructor(type: string, ms: number) {
+    super(`relay did not answer ${type} within ${ms} ms`);
+    this.name = "RelayRequestTimeoutError";
+  }
 }
 
 interface Pending {
@@ -218,11 +228,12 @@ export class RelayLink {
     const control = this.#control;
     if (!control) return Promise.reject(new RelayLinkLostError("not connected to the relay"));
     const id = this.#nextRequest++;
+    const ms = this.#options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     const answer = new Promise<Message>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(new Error(`relay did not answer ${request.type} within ${REQUEST_TIMEOUT_MS} ms`));
-      }, REQUEST_TIMEOUT_MS);
+        reject(new RelayRequestTimeoutError(request.type, ms));
+      }, ms);
       this.#pending.set(id, { resolve, reject, timer });
     });
     control.send({ ...request, id }).catch((error) => this.#fail(id, error));
