@@ -38,42 +38,55 @@ interface Verdict {
   filtering: string;
 }
 
-/** What the probe must report for each lab NAT. */
-const EXPECTED: Record<NatKind, { classic: string; verdict: Verdict; hairpinning?: boolean }> = {
-  "none": { classic: "open", verdict: { mapping: "no NAT", filtering: EIM } },
-  "full-cone": {
-    classic: "full cone",
-    verdict: { mapping: EIM, filtering: EIM },
-    hairpinning: false,
-  },
-  "restricted-cone": {
-    classic: "restricted cone",
-    verdict: { mapping: EIM, filtering: AD },
-    hairpinning: false,
-  },
-  "port-restricted-cone": {
-    classic: "port-restricted cone",
-    verdict: { mapping: EIM, filtering: APD },
-    hairpinning: false,
-  },
-  "symmetric": {
-    classic: "symmetric",
-    verdict: { mapping: APD, filtering: APD },
-    hairpinning: false,
-  },
+/** A lab site and what the probe must report for it. */
+interface SiteCase {
+  label: string;
+  kind: NatKind;
+  /** Adds hairpinning to the router (DNAT and SNAT of LAN traffic to its public address). */
+  hairpin?: boolean;
+  classic: string;
+  verdict: Verdict;
+  /** Undefined without a NAT: there is nothing to hairpin. */
+  hairpinning: boolean | undefined;
+}
+
+function siteCase(
+  kind: NatKind,
+  classic: string,
+  mapping: string,
+  filtering: string,
+  hairpinning = false,
+  label: string = kind,
+): SiteCase {
+  return {
+    label,
+    kind,
+    hairpin: hairpinning === true,
+    classic,
+    verdict: { mapping, filtering },
+    hairpinning,
+  };
+}
+
+const CASES: SiteCase[] = [
+  { ...siteCase("none", "open", "no NAT", EIM), hairpinning: undefined },
+  siteCase("full-cone", "full cone", EIM, EIM),
+  siteCase("restricted-cone", "restricted cone", EIM, AD),
+  siteCase("port-restricted-cone", "port-restricted cone", EIM, APD),
+  siteCase("symmetric", "symmetric", APD, APD),
   // The home router is port-restricted behind a port-restricted carrier router.
-  "double": {
-    classic: "port-restricted cone",
-    verdict: { mapping: EIM, filtering: APD },
-    hairpinning: false,
-  },
-  "bare-masquerade": {
-    classic: "port-restricted cone",
-    verdict: { mapping: EIM, filtering: APD },
-    hairpinning: false,
-  },
-};
-const KINDS = Object.keys(EXPECTED) as NatKind[];
+  siteCase("double", "port-restricted cone", EIM, APD),
+  siteCase("bare-masquerade", "port-restricted cone", EIM, APD),
+  siteCase(
+    "port-restricted-cone",
+    "port-restricted cone",
+    EIM,
+    APD,
+    true,
+    "port-restricted + hairpin",
+  ),
+];
+const PORT_RESTRICTED = CASES.findIndex((c) => c.label === "port-restricted-cone");
 
 const RELAY_PORT = 4433;
 const RELAY_ALT_PORT = 4434;
@@ -178,6 +191,44 @@ function probeVerdict(result: NatCheckResult): Verdict {
   };
 }
 
+/**
+ * Makes the site's router hairpin: UDP from the LAN to its public address goes to the first
+ * host, its source rewritten to the public address (as a hairpinning NAT does).
+ */
+async function addHairpinning(lab: NatLab, site: Site): Promise<void> {
+  const lan = `${site.hostAddresses[0].split(".").slice(0, 3).join(".")}.0/24`;
+  for (
+    const rule of [
+      ["PREROUTING", "-i", "lan", "-d", site.publicAddress, "-p", "udp"],
+      ["POSTROUTING", "-o", "lan", "-s", lan, "-d", site.hostAddresses[0], "-p", "udp"],
+    ]
+  ) {
+    const target = rule[0] === "PREROUTING"
+      ? ["-j", "DNAT", "--to-destination", site.hostAddresses[0]]
+      : ["-j", "SNAT", "--to-source", site.publicAddress];
+    const result = await lab.net.exec(site.router!, [
+      "iptables",
+      "-t",
+      "nat",
+      "-I",
+      ...rule,
+      ...target,
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+  }
+}
+
+/** coturn's client's hairpinning test: does a request to our own public address come back? */
+async function natdiscoveryHairpinning(lab: NatLab, site: Site): Promise<boolean> {
+  const result = await lab.net.exec(site.hosts[0], [
+    "turnutils_natdiscovery",
+    "-H",
+    ...["-L", site.hostAddresses[0], "-p", String(COTURN_PORT), lab.relayAddress],
+  ], { timeoutMs: 20_000 });
+  assert.equal(result.code, 0, `natdiscovery -H: ${result.stderr}`);
+  return /Received a request \(maybe a successful hairpinning\)/.test(result.stdout);
+}
+
 /** Runs coturn's client from the site's host: filtering first (see resetNat), then mapping. */
 async function natdiscovery(lab: NatLab, site: Site, port: number): Promise<Verdict> {
   const run = async (flag: string) => {
@@ -211,6 +262,8 @@ interface SiteRuns {
   probeVsCoturn: NatCheckResult;
   coturnVsCoturn: Verdict;
   coturnVsRelay: Verdict;
+  /** coturn's client's hairpinning verdict (against coturn). */
+  coturnHairpinning: boolean;
   /** The text report against the relay, for the docs' sample. */
   text: string;
 }
@@ -226,17 +279,26 @@ async function runSite(lab: NatLab, site: Site): Promise<SiteRuns> {
   await resetNat(lab, site);
   const probeVsRelay = await probe(lab, site, RELAY_PORT);
   await resetNat(lab, site);
+  const coturnHairpinning = await natdiscoveryHairpinning(lab, site);
+  await resetNat(lab, site);
   const text = await lab.net.exec(
     site.hosts[0],
     denoCommand(MAIN, ["probe", "nat-type", "--relay", `${lab.relayAddress}:${RELAY_PORT}`]),
     { timeoutMs: 30_000 },
   );
   assert.equal(text.code, 0, text.stderr);
-  return { probeVsRelay, probeVsCoturn, coturnVsCoturn, coturnVsRelay, text: text.stdout };
+  return {
+    probeVsRelay,
+    probeVsCoturn,
+    coturnVsCoturn,
+    coturnVsRelay,
+    coturnHairpinning,
+    text: text.stdout,
+  };
 }
 
 Deno.test("probe nat-type: every lab NAT classified against the ztna relay; coturn's client and server agree", async () => {
-  const lab = await createNatLab("ztnnt", KINDS.map((kind) => ({ kind })));
+  const lab = await createNatLab("ztnnt", CASES.map(({ kind }) => ({ kind })));
   const org = await makeTestOrg("nat-type");
   const dir = await Deno.makeTempDir({ prefix: "ztna-coturn-" });
   try {
@@ -261,55 +323,60 @@ Deno.test("probe nat-type: every lab NAT classified against the ztna relay; cotu
       "the ztna relay's STUN",
     );
 
+    for (const [i, c] of CASES.entries()) if (c.hairpin) await addHairpinning(lab, lab.sites[i]);
     const runs = await Promise.all(lab.sites.map((site) => runSite(lab, site)));
     const table: Record<string, Record<string, string>> = {};
     const observed: Record<string, unknown> = {};
     const expected: Record<string, unknown> = {};
     for (const [i, site] of lab.sites.entries()) {
       const run = runs[i];
+      const want = CASES[i];
       const c = run.probeVsRelay.classification;
       const show = (v: Verdict) => `${v.mapping} / ${v.filtering}`;
-      table[site.kind] = {
+      table[want.label] = {
         "probe vs relay": `${c.classic}: ${show(probeVerdict(run.probeVsRelay))}`,
         "probe vs coturn": show(probeVerdict(run.probeVsCoturn)),
         "coturn client vs coturn": show(run.coturnVsCoturn),
         "coturn client vs relay": show(run.coturnVsRelay),
+        "hairpin (probe, coturn)": `${c.hairpinning ?? "n/a"}, ${run.coturnHairpinning}`,
         "public": run.probeVsRelay.publicAddresses.map(formatAddress).join(" "),
         "ms": String(run.probeVsRelay.durationMs),
       };
-      observed[site.kind] = {
+      observed[want.label] = {
         classic: c.classic,
         verdict: probeVerdict(run.probeVsRelay),
         hairpinning: c.hairpinning,
         probeVsCoturn: probeVerdict(run.probeVsCoturn),
         coturnVsRelay: run.coturnVsRelay,
         coturnVsCoturn: run.coturnVsCoturn,
+        // Without a NAT coturn's client hears its own request come back directly.
+        coturnHairpinning: run.coturnHairpinning,
         publicIp: run.probeVsRelay.publicAddresses[0].hostname,
       };
-      const want = EXPECTED[site.kind];
-      expected[site.kind] = {
+      expected[want.label] = {
         classic: want.classic,
         verdict: want.verdict,
         hairpinning: want.hairpinning,
         probeVsCoturn: want.verdict,
         coturnVsRelay: want.verdict,
         coturnVsCoturn: want.verdict,
+        coturnHairpinning: want.hairpinning ?? true,
         publicIp: site.publicAddress,
       };
     }
     console.table(table);
-    console.log(runs[KINDS.indexOf("port-restricted-cone")].text);
+    console.log(runs[PORT_RESTRICTED].text);
     assert.deepEqual(observed, expected);
     for (const [i, site] of lab.sites.entries()) {
       const result = runs[i].probeVsRelay;
       // A symmetric NAT shows a new public port per destination; the others one address.
       assert.equal(result.publicAddresses.length, site.kind === "symmetric" ? 3 : 1, site.kind);
       assert.ok(result.durationMs < 2_000, `${site.kind}: ${result.durationMs} ms`);
-      assert.match(runs[i].text, new RegExp(`^NAT type: ${EXPECTED[site.kind].classic}`));
+      assert.match(runs[i].text, new RegExp(`^NAT type: ${CASES[i].classic}`));
     }
 
     // A relay without alternates: test I only; the probe says what it could not determine.
-    const site = lab.sites[KINDS.indexOf("port-restricted-cone")];
+    const site = lab.sites[PORT_RESTRICTED];
     await resetNat(lab, site);
     const plain = await probe(lab, site, PLAIN_RELAY_PORT);
     assert.equal(plain.classification.classic, "unknown");
