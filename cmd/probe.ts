@@ -18,24 +18,18 @@ export const command: Command = {
   usage: Object.values(PROBES).map((probe) => probe.usage).join("\n\n"),
   prepare(args: string[]): PreparedCommand {
     const [name, ...rest] = args;
-    if (name === undefined || name.startsWith("-")) {
-      const parsed = parseCommandLine(args, {}, true);
-      const values = parsed.values as {
-        help?: boolean;
-        "log-level"?: string;
-        "log-format"?: string;
-      };
-      if (values.help) {
-        return {
-          help: true,
-          globals: { "log-level": values["log-level"], "log-format": values["log-format"] },
-          run: () => Promise.resolve(),
-        };
-      }
-      throw new UsageError(`missing what to probe (${available()})`);
-    }
-    const probe = Object.hasOwn(PROBES, name) ? PROBES[name] : undefined;
-    if (!probe) throw new UsageError(`unknown probe '${name}' (${available()})`);
-    return probe.prepare(rest);
+    const probe = name !== undefined && Object.hasOwn(PROBES, name) ? PROBES[name] : undefined;
+    if (probe) return probe.prepare(rest);
+    const parsed = parseCommandLine(name?.startsWith("-") ? args : [], {}, true);
+    const values = parsed.values as { help?: boolean; "log-level"?: string; "log-format"?: string };
+    // Failing in run(), not here, lets `ztna --help probe` print the usage.
+    const problem = name === undefined || name.startsWith("-")
+      ? `missing what to probe (${available()})`
+      : `unknown probe '${name}' (${available()})`;
+    return {
+      help: values.help === true,
+      globals: { "log-level": values["log-level"], "log-format": values["log-format"] },
+      run: () => Promise.reject(new UsageError(problem)),
+    };
   },
 };
