@@ -12,12 +12,16 @@ import { Endpoint } from "../lib/quic/endpoint.ts";
 import { Relay } from "../lib/relay/relay.ts";
 import { StunServer } from "../lib/relay/stun_server.ts";
 import { answerStun } from "../lib/stun/mod.ts";
-import { makeTestOrg } from "./support/nodes.ts";
+import { makeTestOrg, startNode, stopNode } from "./support/nodes.ts";
 
 /** A relay with its STUN responder on 127.0.0.1; `alternates` as asked. */
 async function withRelay(
   alternates: { ip?: boolean; port?: boolean },
-  body: (relay: Relay, stun: StunServer) => Promise<void>,
+  body: (
+    relay: Relay,
+    stun: StunServer,
+    org: Awaited<ReturnType<typeof makeTestOrg>>,
+  ) => Promise<void>,
 ): Promise<void> {
   const org = await makeTestOrg("natcheck");
   const files = await org.issue("relay-1", "relay");
@@ -34,7 +38,7 @@ async function withRelay(
       alternatePort: alternates.port ? freePort() : undefined,
     });
     try {
-      await body(relay, stun);
+      await body(relay, stun, org);
     } finally {
       await stun.close();
     }
@@ -310,4 +314,28 @@ Deno.test("natcheck: lost first transmissions are retransmitted; Karn's rule lea
     for (const socket of sockets.values()) await socket.close();
     await Promise.all(loops);
   }
+});
+
+Deno.test("natcheck: on a node's endpoint beside its live relay connection, STUN sees the address QAD reports", async () => {
+  await withRelay({ ip: true, port: true }, async (relay, stun, org) => {
+    const files = await org.issue("conn-1", "connector", ["web"]);
+    const node = startNode(relay.address, {
+      certificateFile: files.certPath,
+      privateKeyFile: files.keyPath,
+      caFile: org.caPath,
+    }, "connector");
+    try {
+      await node.link.start();
+      const result = await checkNat(node.endpoint, { server: relay.address });
+      assert.equal(formatAddress(result.publicAddresses[0]), node.link.observed);
+      assert.equal(result.classification.classic, "open");
+      // The relay connection on the same socket carried on: it still answers requests.
+      await node.link.register("web");
+      assert.equal(relay.stats.nodesConnected, 1);
+      assert.equal(relay.snapshot().services.web, 1);
+      assert.equal(stun.stats.answered, 4);
+    } finally {
+      await stopNode(node);
+    }
+  });
 });

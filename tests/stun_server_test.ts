@@ -19,6 +19,7 @@ import {
   encodeStunMessage,
   getAttribute,
   METHOD_BINDING,
+  SourceLimiter,
 } from "../lib/stun/mod.ts";
 import { waitFor } from "./support/bytes.ts";
 import { datagramRoundTrips } from "./support/exchange.ts";
@@ -497,4 +498,25 @@ Deno.test("STUN server: refuses address sets that cannot work, with the reason",
     await relay.close();
     await org.cleanup();
   }
+});
+
+Deno.test("STUN source limiter: refill by the clock, one bucket per IP whatever its text, bounded table", () => {
+  const limiter = new SourceLimiter(
+    { perSourceRate: 10, perSourceBurst: 3, maxSources: 2, globalRate: 100 },
+    0,
+  );
+  const takes = (ip: string, n: number, at: number) =>
+    Array.from({ length: n }, () => limiter.take(ip, at));
+  assert.deepEqual(takes("198.18.10.2", 4, 0), ["allowed", "allowed", "allowed", "source-limited"]);
+  // The v4-mapped text of the same IP shares its bucket; 100 ms at 10/s refill one token.
+  assert.deepEqual(takes("::ffff:198.18.10.2", 1, 50), ["source-limited"]);
+  assert.deepEqual(takes("::ffff:198.18.10.2", 2, 100), ["allowed", "source-limited"]);
+  assert.equal(limiter.size, 1);
+  limiter.take("198.18.11.2", 100);
+  limiter.take("198.18.12.2", 100);
+  assert.equal(limiter.size, 2);
+  assert.equal(limiter.evictions, 1);
+  // Forgotten, the first source comes back with a full bucket.
+  assert.deepEqual(takes("198.18.10.2", 3, 100), ["allowed", "allowed", "allowed"]);
+  assert.throws(() => new SourceLimiter({ perSourceRate: 0 }), /perSourceRate must be a positive/);
 });
