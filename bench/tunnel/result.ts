@@ -32,22 +32,25 @@ function ratio(value: number | null, base: number | null | undefined): string {
 
 /**
  * The comparison table: path, Gbit/s, ping avg ms, and the throughput ratio
- * against the paths named `wireguard` and `veth` (found among `results`).
- * Notes follow the table, one line each.
+ * against the paths named `wireguard`, `wireguardLatest` and `veth` (found
+ * among `results`). Notes follow the table, one line each.
  */
 export function formatTable(
   results: PathResult[],
-  baselines: { wireguard: string; veth: string },
+  baselines: { wireguard: string; wireguardLatest: string; veth: string },
 ): string {
-  const wireguard = results.find((r) => r.name === baselines.wireguard)?.gbps;
-  const veth = results.find((r) => r.name === baselines.veth)?.gbps;
+  const gbpsOf = (name: string) => results.find((r) => r.name === name)?.gbps;
+  const wireguard = gbpsOf(baselines.wireguard);
+  const latest = gbpsOf(baselines.wireguardLatest);
+  const veth = gbpsOf(baselines.veth);
   const rows = [
-    ["path", "Gbit/s", "ping avg ms", "vs wireguard-go", "vs veth"],
+    ["path", "Gbit/s", "ping avg ms", "vs wg-go Debian", "vs wg-go newest", "vs veth"],
     ...results.map((r) => [
       r.name,
       cell(r.gbps, 3),
       cell(r.pingMs, 3),
       ratio(r.gbps, wireguard),
+      ratio(r.gbps, latest),
       ratio(r.gbps, veth),
     ]),
   ];

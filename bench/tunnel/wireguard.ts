@@ -26,7 +26,7 @@ interface Key {
   publicKey: string;
 }
 
-/** The WireGuard UDP port of both ends (each in its own namespace). */
+/** The default WireGuard UDP port of both ends (each in its own namespace). */
 const LISTEN_PORT = 51820;
 
 async function wg(args: string[], stdin?: string): Promise<string> {
@@ -81,14 +81,17 @@ async function waitForDevice(
 }
 
 /**
- * Brings up a WireGuard tunnel between `a` and `b`; key files go to `dir`.
- * Both wireguard-go processes belong to `net` (stopped by its `destroy()`).
+ * Brings up a WireGuard tunnel between `a` and `b` with the wireguard-go
+ * `binary` (default Debian's) on UDP port `port` at both ends; key files go
+ * to `dir`. Both processes belong to `net` (stopped by its `destroy()`).
  */
 export async function startWireguard(
   net: Topology,
   a: WireguardEnd,
   b: WireguardEnd,
   dir: string,
+  binary = "wireguard-go",
+  port = LISTEN_PORT,
 ): Promise<void> {
   const keys = await Promise.all([a, b].map(async (end): Promise<Key> => {
     const privateKey = await wg(["genkey"]);
@@ -97,7 +100,7 @@ export async function startWireguard(
     return { file, publicKey: await wg(["pubkey"], privateKey) };
   }));
   const children = [a, b].map((end) =>
-    net.spawn(end.host, ["wireguard-go", "--foreground", end.ifname], {
+    net.spawn(end.host, [binary, "--foreground", end.ifname], {
       env: { WG_PROCESS_FOREGROUND: "1", LOG_LEVEL: "error" },
       stderr: "capture",
     })
@@ -110,9 +113,9 @@ export async function startWireguard(
   for (const [self, other, own, theirs] of sides) {
     const otherIp = other.address.split("/")[0];
     await must(net, self.host, [
-      ...["wg", "set", self.ifname, "private-key", own.file, "listen-port", String(LISTEN_PORT)],
+      ...["wg", "set", self.ifname, "private-key", own.file, "listen-port", String(port)],
       ...["peer", theirs.publicKey, "allowed-ips", `${otherIp}/32`],
-      ...["endpoint", `${other.underlay}:${LISTEN_PORT}`],
+      ...["endpoint", `${other.underlay}:${port}`],
     ]);
     await must(net, self.host, ["ip", "addr", "add", self.address, "dev", self.ifname]);
     await must(net, self.host, ["ip", "link", "set", self.ifname, "up"]);

@@ -1,11 +1,15 @@
 /**
- * ztna over the relay, set up exactly like tests/e2e_relay_test.ts: the NAT
- * topology (agent and connector each behind its own MASQUERADE NAT, relay on
- * the "public" side), `main.ts connector` forwarding the service's port 5201
- * to an iperf3 server on 127.0.0.1 in the connector's namespace, and
- * `main.ts agent` with a TUN device routing the service IP. iperf3 and ping
- * run from the agent's namespace to the service IP. Up to three last stderr
- * lines of each node (warnings and up) are added to the result's notes.
+ * ztna through two NATs, set up like tests/e2e_relay_test.ts: the NAT
+ * topology (agent and connector each behind its own NAT, relay on the
+ * "public" side; NATs that drop unsolicited packets to themselves, as home
+ * routers do), `main.ts connector` forwarding the service's port 5201 to an
+ * iperf3 server on 127.0.0.1 in the connector's namespace, and `main.ts
+ * agent` with a TUN device routing the service IP. In `relay` mode the agent
+ * runs with `--relay-only`; in `direct` mode the session is measured once it
+ * went direct, and the time from the agent's start to its session on the relay
+ * and to the direct path is reported. iperf3 and ping run from the agent's
+ * namespace to the service IP. Up to three last stderr lines of each node
+ * (warnings and up) are added to the result's notes.
  *
  * @module
  */
@@ -21,8 +25,16 @@ import {
   RELAY_NAME,
 } from "./support.ts";
 
-/** Table label of the ztna path. */
-export const ZTNA = "ztna over the relay";
+/** Table labels of the ztna paths. */
+export const ZTNA = { relay: "ztna over the relay", direct: "ztna direct" } as const;
+
+/** Times from the agent's start (ms). */
+export interface StartTimes {
+  /** To its session being up through the relay (its first packet can cross). */
+  relayMs: number;
+  /** To the session's move to the direct path, or null if it did not go direct. */
+  directMs: number | null;
+}
 
 const MAIN = new URL("../../main.ts", import.meta.url);
 const SERVICE_IP = "100.80.0.10";
@@ -54,9 +66,10 @@ function nodeCommand(
   return [argv[0], "run", ...profile, ...argv.slice(2)];
 }
 
-/** Up to `count` last stderr lines of `child`, as notes labelled `label`. */
+/** Up to `count` last warning-or-worse stderr lines of `child`, as notes labelled `label`. */
 function stderrNotes(child: Child, label: string, count = 3): string[] {
-  return (child.stderr?.tail() ?? []).slice(-count).map((line) => `${label} stderr: ${line}`);
+  return (child.stderr?.tail() ?? []).filter((line) => /\[(WRN|ERR|FTL)\]/.test(line))
+    .slice(-count).map((line) => `${label} stderr: ${line}`);
 }
 
 /** Waits for a node's "up" line on stdout; on failure, its last stderr lines tell why. */
@@ -76,9 +89,17 @@ function describeTcpFailure(error: string): string {
     : `iperf3 failed: ${error}`;
 }
 
-/** Measures ztna through the relay; always tears the namespaces down. */
-export async function benchZtna(options: ZtnaOptions): Promise<PathResult> {
-  const topology = await createNatTopology("zbenchr");
+/**
+ * Measures ztna over the relay or direct; always tears the namespaces down.
+ * Resolves with the path's figures and the agent's start times.
+ */
+export async function benchZtna(
+  options: ZtnaOptions,
+  mode: "relay" | "direct",
+): Promise<{ result: PathResult; start: StartTimes }> {
+  const topology = await createNatTopology(mode === "relay" ? "zbenchr" : "zbenchd", {
+    homeRouters: true,
+  });
   const org = await makeTestOrg("bench");
   const release = destroyOnInterrupt(topology.net);
   const profile = options.cpuProfileDir;
@@ -105,7 +126,7 @@ export async function benchZtna(options: ZtnaOptions): Promise<PathResult> {
     await startIperf3Server(net, connectorHost, "127.0.0.1");
     const common = [
       ...["--relay", `${topology.addresses.relay}:${RELAY_PORT}`, "--relay-name", RELAY_NAME],
-      ...["--ca", org.caPath, "--log-level", "warning"],
+      ...["--ca", org.caPath, "--log-level", "info"],
     ];
     const connector = net.spawn(
       connectorHost,
@@ -129,6 +150,7 @@ export async function benchZtna(options: ZtnaOptions): Promise<PathResult> {
         [
           ...["agent", "--tun", "ztna0", "--service", `web=${SERVICE_IP}`],
           ...["--cert", agentId.certPath, "--key", agentId.keyPath],
+          ...(mode === "relay" ? ["--relay-only"] : []),
           ...common,
         ],
         "agent",
@@ -136,8 +158,20 @@ export async function benchZtna(options: ZtnaOptions): Promise<PathResult> {
       ),
       { stderr: "capture" },
     );
+    const agentStarted = performance.now();
     await started(agent, "agent");
-    const result = await measurePath(ZTNA, net, agentHost, SERVICE_IP, options, describeTcpFailure);
+    const start: StartTimes = { relayMs: performance.now() - agentStarted, directMs: null };
+    if (mode === "direct") {
+      await agent.stderr!.waitFor(/session web: direct /, 10_000).then(
+        () => start.directMs = performance.now() - agentStarted,
+        () => {},
+      );
+    }
+    const name = ZTNA[mode];
+    const result = await measurePath(name, net, agentHost, SERVICE_IP, options, describeTcpFailure);
+    if (mode === "direct" && start.directMs === null) {
+      result.notes.push("the session did not go direct within 10 s: measured on the relay");
+    }
     // Stopped gracefully (SIGTERM), so profiles get written and stderr is complete.
     await Promise.all([agent.stop(), connector.stop(), relay.stop()]);
     result.notes.push(
@@ -145,7 +179,7 @@ export async function benchZtna(options: ZtnaOptions): Promise<PathResult> {
       ...stderrNotes(connector, "connector"),
       ...stderrNotes(agent, "agent"),
     );
-    return result;
+    return { result, start };
   } finally {
     try {
       await topology.net.destroy();
