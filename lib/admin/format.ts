@@ -62,12 +62,15 @@ export function formatNodeStatus(status: NodeStatus): string[] {
       formatBytes(received),
     ]);
     for (const path of session.paths) {
+      const label = path.path === "relay" ? "relay" : `direct ${path.path}`;
+      const validated = path.state === "validated";
       rows.push([
         "",
         `${path.active ? "*" : " "} path`,
-        path.path === "relay" ? "relay" : `direct ${path.path}`,
-        rtt(path.rttMs),
-        path.state,
+        validated ? label : `${label} (${path.state})`,
+        // An unvalidated path's RTT is quiche's initial guess, not a measurement.
+        validated ? rtt(path.rttMs) : "-",
+        "",
         `${formatBytes(path.bytesSent)} / ${path.packetsSent} pkts`,
         `${formatBytes(path.bytesReceived)} / ${path.packetsReceived} pkts`,
       ]);
