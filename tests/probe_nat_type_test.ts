@@ -509,6 +509,16 @@ Deno.test("relay on loopback: STUN answers on the QUIC port and the alternates; 
         run.stdout,
         /^ {4}filtering test II \(change IP and port\): answer from 127\.0\.0\.2:\d+$/m,
       );
+      const json = await ztna([
+        ...["probe", "nat-type", "--relay", `127.0.0.1:${port}`, "--bind", "127.0.0.1:0"],
+        "--json",
+      ]);
+      assertExit(json, 0);
+      const result: NatCheckResult = JSON.parse(json.stdout);
+      assert.equal(result.localAddresses.length, 1);
+      assert.equal(result.localAddresses[0].hostname, "127.0.0.1");
+      assert.deepEqual(result.publicAddresses, result.localAddresses);
+      assert.deepEqual(result.otherAddress, { hostname: "127.0.0.2", port: port + 1 });
     } finally {
       await relay.stop();
     }

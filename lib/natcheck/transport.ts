@@ -6,10 +6,8 @@
 import { decodeSockaddr, type SocketAddress } from "../net/address.ts";
 import type { UdpSocket } from "../net/udp_socket.ts";
 import type { Endpoint } from "../quic/endpoint.ts";
+import { STUN_FIRST_BYTES } from "../stun/constants.ts";
 import { NatCheckError } from "./errors.ts";
-
-/** STUN's first bytes: requests and indications (0x00), responses (0x01). */
-const STUN_FIRST_BYTES = [0x00, 0x01];
 
 /** Handles one datagram; the bytes are valid only during the call. */
 export type DatagramHandler = (packet: Uint8Array, from: SocketAddress) => void;
@@ -32,7 +30,7 @@ export interface StunTransport {
 export function endpointTransport(endpoint: Endpoint, handler: DatagramHandler): StunTransport {
   let unsubscribe: () => void;
   try {
-    unsubscribe = endpoint.onRawPacket(STUN_FIRST_BYTES, handler);
+    unsubscribe = endpoint.onRawPacket([...STUN_FIRST_BYTES], handler);
   } catch (error) {
     throw new NatCheckError(
       "busy",

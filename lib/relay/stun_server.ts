@@ -11,6 +11,7 @@ import { decodeSockaddr, formatAddress, type SocketAddress } from "../net/addres
 import { UdpSocket } from "../net/udp_socket.ts";
 import type { Endpoint } from "../quic/endpoint.ts";
 import type { Unsubscribe } from "../events/listeners.ts";
+import { STUN_FIRST_BYTES } from "../stun/constants.ts";
 import type { StunErrorReason } from "../stun/errors.ts";
 import { answerStun } from "../stun/responder.ts";
 import {
@@ -23,9 +24,6 @@ import { SourceLimiter, type SourceLimits } from "../stun/source_limiter.ts";
 import { sameSocketAddress } from "../stun/socket_address.ts";
 
 const log = getLogger(["ztna", "relay", "stun"]);
-
-/** STUN's first bytes: requests and indications (0x00), responses (0x01). */
-export const STUN_FIRST_BYTES = [0x00, 0x01];
 
 /** Where and how the responder answers. */
 export interface StunServerOptions {
@@ -141,7 +139,7 @@ export class StunServer {
     try {
       for (const address of alternates) this.#listeners.push(this.#bind(address));
       this.#unsubscribe = endpoint.onRawPacket(
-        STUN_FIRST_BYTES,
+        [...STUN_FIRST_BYTES],
         (packet, from) => this.#handle(packet, from, this.#listeners[0]),
       );
     } catch (error) {

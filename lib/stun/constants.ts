@@ -9,6 +9,12 @@ export const TRANSACTION_ID_LENGTH = 12;
 /** XORed into the CRC-32 of a message to make its FINGERPRINT (ASCII "STUN"). */
 export const FINGERPRINT_XOR = 0x5354554e;
 
+/**
+ * The first bytes of STUN datagrams a server or client sharing a socket with QUIC claims:
+ * requests and indications (0x00), success and error responses (0x01).
+ */
+export const STUN_FIRST_BYTES: readonly number[] = [0x00, 0x01];
+
 /** The Binding method, the only one RFC 8489 defines. */
 export const METHOD_BINDING = 0x001;
 
