@@ -6,10 +6,11 @@ import { parseCommandLine } from "../lib/cli/args.ts";
 import type { Command, PreparedCommand } from "../lib/cli/command.ts";
 import { UsageError } from "../lib/cli/errors.ts";
 import { command as natType } from "../lib/probe/nat_type_command.ts";
+import { command as ping } from "../lib/probe/ping_command.ts";
 import { command as quic } from "../lib/probe/quic_command.ts";
 
 /** The probe kinds, by the word after `ztna probe`. */
-const PROBES: Readonly<Record<string, Command>> = { quic, "nat-type": natType };
+const PROBES: Readonly<Record<string, Command>> = { quic, "nat-type": natType, ping };
 
 const available = () => `available: ${Object.keys(PROBES).join(", ")}`;
 

@@ -102,3 +102,36 @@ Deno.test("ztna status shows each end's direct path with bytes per path; replaye
     assert.match(again.stdout, /5 received/);
   });
 });
+
+Deno.test("ztna probe ping: replies via the relay first, then over the direct path", async () => {
+  await withP2pLab("p2ppg", SITES, async (lab) => {
+    const { net } = lab.lab;
+    const run = await net.exec(
+      lab.agentHost,
+      denoCommand(MAIN, [
+        ...["probe", "ping", "web", "--count", "8", "--interval-ms", "100", "--json"],
+        ...["--relay", `${lab.lab.relayAddress}:4433`, "--relay-name", "relay.test"],
+        ...["--cert", `${lab.org.dir}/alice.crt`, "--key", `${lab.org.dir}/alice.key`],
+        ...["--ca", lab.org.caPath],
+      ]),
+      { timeoutMs: 30_000 },
+    );
+    assert.equal(run.code, 0, run.stderr);
+    const lines = run.stdout.trim().split("\n").map((line) => JSON.parse(line));
+    const summary = lines.pop();
+    assert.equal(lines.length, 8);
+    assert.deepEqual(lines.map((reply) => reply.seq), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.ok(lines.every((reply) => typeof reply.rttMs === "number"), run.stdout);
+    assert.equal(lines[0].path, "via relay");
+    const direct = `direct ${lab.connectorSite.publicAddress}:`;
+    assert.ok(lines.at(-1).path.startsWith(direct), `last reply: ${lines.at(-1).path}`);
+    // Once direct, it stays direct.
+    const first = lines.findIndex((reply) => reply.path.startsWith("direct"));
+    assert.ok(lines.slice(first).every((reply) => reply.path.startsWith(direct)));
+    assert.deepEqual(
+      { received: summary.received, sent: summary.sent, connector: summary.connector },
+      { received: 8, sent: 8, connector: "conn-1" },
+    );
+    assert.ok(summary.directAfterMs !== null && summary.directAfterMs < 1_000, run.stdout);
+  });
+});

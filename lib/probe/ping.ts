@@ -48,7 +48,7 @@ export interface PingReply {
   seq: number;
   /** Round-trip time, or null when no reply came within PING_REPLY_TIMEOUT_MS. */
   rttMs: number | null;
-  /** `via relay` or `direct IP:PORT`: the session's path when the reply arrived (or timed out). */
+  /** `via relay` or `direct IP:PORT`: the session's path when the request was sent. */
   path: string;
 }
 
@@ -138,14 +138,15 @@ function echo(
 ): Promise<PingReply> {
   return new Promise((resolve) => {
     const sent = performance.now();
+    const path = session.pathLabel;
     const timer = setTimeout(() => {
       waiting.delete(seq);
-      resolve({ seq, rttMs: null, path: session.pathLabel });
+      resolve({ seq, rttMs: null, path });
     }, PING_REPLY_TIMEOUT_MS);
     waiting.set(seq, (at) => {
       clearTimeout(timer);
       waiting.delete(seq);
-      resolve({ seq, rttMs: at - sent, path: session.pathLabel });
+      resolve({ seq, rttMs: at - sent, path });
     });
     session.connection!.sendDatagram(echoRequest(id, seq));
   });
