@@ -62,12 +62,19 @@ const STATUS: NodeStatus = {
     observed: "192.0.2.44:51000",
     reconnects: 0,
   },
+  nat: {
+    classic: "port-restricted cone",
+    mapping: "endpoint-independent",
+    filtering: "address-and-port-dependent",
+    public: ["192.0.2.44:51000"],
+  },
   sessions: [SESSION],
 };
 
 Deno.test("status text: the relay link, then one aligned row per session and per path", () => {
   assert.deepEqual(formatNodeStatus(STATUS), [
     "agent for web; relay 203.0.113.5:4433 (rtt 1.77 ms, sees us at 192.0.2.44:51000, 0 reconnects)",
+    "NAT port-restricted cone (mapping endpoint-independent, filtering address-and-port-dependent)",
     "",
     "SERVICE  PEER    PATH                                RTT      FOR   SENT               RECEIVED",
     "web      conn-1  direct 198.51.100.7:40211           0.41 ms  1m2s  1.2 MB             3.4 MB",
@@ -78,10 +85,12 @@ Deno.test("status text: the relay link, then one aligned row per session and per
   const down = formatNodeStatus({
     ...STATUS,
     relay: { ...STATUS.relay, connected: false },
+    nat: null,
     sessions: [],
   });
   assert.deepEqual(down, [
     "agent for web; relay 203.0.113.5:4433 (not connected; reconnecting)",
+    "NAT not measured (the relay answers no STUN, or the check has not finished)",
     "",
     "no sessions",
   ]);

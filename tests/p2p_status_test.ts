@@ -46,7 +46,18 @@ Deno.test("ztna status shows each end's direct path with bytes per path; replaye
     assert.match(ping.stdout, /20 received/);
     await tcpdump.stop();
 
-    const agent = await lab.status("agent");
+    // The agent measured its NAT against the relay's STUN service (in the background).
+    let agent = await lab.status("agent");
+    for (let i = 0; i < 50 && agent.nat === null; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      agent = await lab.status("agent");
+    }
+    assert.deepEqual(agent.nat, {
+      classic: "port-restricted cone",
+      mapping: "endpoint-independent",
+      filtering: "address-and-port-dependent",
+      public: [agent.relay.observed],
+    });
     assert.equal(agent.role, "agent");
     assert.deepEqual(agent.services, ["web"]);
     assert.equal(agent.relay.connected, true);

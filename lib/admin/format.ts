@@ -45,6 +45,9 @@ export function formatNodeStatus(status: NodeStatus): string[] {
     (relay.connected
       ? `(rtt ${rtt(relay.rttMs)}, sees us at ${relay.observed}, ${relay.reconnects} reconnects)`
       : "(not connected; reconnecting)"),
+    status.nat
+      ? `NAT ${status.nat.classic} (mapping ${status.nat.mapping}, filtering ${status.nat.filtering})`
+      : "NAT not measured (the relay answers no STUN, or the check has not finished)",
     "",
   ];
   if (status.sessions.length === 0) return [...lines, "no sessions"];

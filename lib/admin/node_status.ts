@@ -18,5 +18,17 @@ export interface NodeStatus {
   /** Services published (connector) or reached (agent). */
   services: string[];
   relay: RelayLinkStatus;
+  /** The NAT in front of this node, as its last check against the relay's STUN service found. */
+  nat: NatStatus | null;
   sessions: SessionStatus[];
+}
+
+/** The NAT in front of a node (RFC 4787 behaviours; "undetermined" where a part could not be told). */
+export interface NatStatus {
+  /** `open`, `full cone`, `restricted cone`, `port-restricted cone`, `symmetric` or `unknown`. */
+  classic: string;
+  mapping: string;
+  filtering: string;
+  /** The public addresses the relay's STUN service saw. */
+  public: string[];
 }

@@ -3,8 +3,9 @@
  * relay, and its sessions. The set-up both roles share lives here: QUIC
  * configurations, the socket (dual-stack where the host has IPv6), the facts
  * candidates are gathered from (observed address, interfaces, watched for
- * changes), resuming agent sessions after the relay came back, and the
- * connector's admission hook.
+ * changes; the NAT's behaviour, measured from this socket against the relay's
+ * STUN service at start and after changes), resuming agent sessions after the
+ * relay came back, and the connector's admission hook.
  */
 import { getLogger } from "@logtape/logtape";
 import { formatAddress, type SocketAddress } from "../net/address.ts";
@@ -18,6 +19,8 @@ import { type NodeIdentity, relayClientConfig, sessionConfig } from "./configs.t
 import { RelayLink, RelayRequestError } from "./relay_link.ts";
 import { SESSION_ACCESS_DENIED } from "../relay/constants.ts";
 import type { NodeStatus } from "../admin/node_status.ts";
+import { checkNat, type NatCheckResult } from "../natcheck/mod.ts";
+import type { NatSummary } from "../session/nat_compat.ts";
 
 const log = getLogger(["ztna", "node"]);
 
@@ -27,6 +30,8 @@ const INTERFACE_POLL_MS = 2_000;
 const RESUME_WINDOW_MS = 60_000;
 /** Pause between resume attempts (the connector may still be reconnecting). */
 const RESUME_RETRY_MS = 250;
+/** A change re-measures the NAT after this quiet time (changes come in bursts). */
+const NAT_CHECK_DEBOUNCE_MS = 2_000;
 
 /** Options of a node. */
 export interface NodeOptions {
@@ -82,6 +87,11 @@ export class Node {
   #interfaces: InterfaceAddress[] = readInterfaces();
   #watch: ReturnType<typeof setInterval> | undefined;
   #closing = false;
+  /** The last NAT check's result, and whether one runs or is planned. */
+  #nat: NatCheckResult | null = null;
+  #natRunning: Promise<void> | null = null;
+  #natTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #natAbort = new AbortController();
 
   constructor(options: NodeOptions) {
     this.#options = options;
@@ -112,8 +122,12 @@ export class Node {
       link: this.link,
       localFacts: () => this.localFacts(),
       relayOnly: options.relayOnly ?? false,
+      localNat: () => this.natSummary,
     }, options.maxSessions ?? DEFAULT_MAX_SESSIONS);
-    this.link.onObserved(() => this.sessions.localChanged());
+    this.link.onObserved(() => {
+      this.sessions.localChanged();
+      this.#planNatCheck();
+    });
     if (options.role === "connector") {
       this.link.onSession((assignment) => this.sessions.announce(assignment));
     }
@@ -123,11 +137,73 @@ export class Node {
     });
   }
 
-  /** Connects to the relay (retrying while unreachable) and starts watching the network. */
+  /**
+   * Connects to the relay (retrying while unreachable), starts watching the
+   * network, and measures the NAT in the background (sessions do not wait).
+   */
   async start(): Promise<void> {
     await this.link.start();
     this.#watch = setInterval(() => this.#checkInterfaces(), INTERFACE_POLL_MS);
     Deno.unrefTimer(this.#watch);
+    if (!this.#options.relayOnly) this.#runNatCheck();
+  }
+
+  /** This node's NAT behaviour from its last check, or null before one answered. */
+  get natSummary(): NatSummary | null {
+    const nat = this.#nat;
+    if (!nat?.serverAnswered) return null;
+    const part = (finding: { behavior: string }) =>
+      finding.behavior === "undetermined" ? "unknown" : finding.behavior as NatSummary["mapping"];
+    return {
+      mapping: part(nat.classification.mapping),
+      filtering: part(nat.classification.filtering),
+    };
+  }
+
+  /** Re-measures the NAT once changes have settled. */
+  #planNatCheck(): void {
+    if (this.#closing || this.#options.relayOnly) return;
+    clearTimeout(this.#natTimer);
+    this.#natTimer = setTimeout(() => this.#runNatCheck(), NAT_CHECK_DEBOUNCE_MS);
+    Deno.unrefTimer(this.#natTimer);
+  }
+
+  /** Measures the NAT from the node's socket (one check at a time) and tells the sessions. */
+  #runNatCheck(): void {
+    if (this.#closing) return;
+    if (this.#natRunning) {
+      this.#planNatCheck();
+      return;
+    }
+    this.#natRunning = (async () => {
+      try {
+        const result = await checkNat(this.endpoint, {
+          server: this.#options.relay,
+          signal: this.#natAbort.signal,
+          // Hairpinning says nothing about direct paths between two NATs, and its request to
+          // our own public address disturbed direct paths through some lab NATs: not tested here.
+          hairpinning: false,
+        });
+        if (this.#closing) return;
+        this.#nat = result;
+        const c = result.classification;
+        if (!result.serverAnswered) {
+          log.info("NAT type unknown: the relay does not answer STUN (--no-stun?)");
+        } else {
+          log.info("NAT: {classic} (mapping {mapping}, filtering {filtering}; public {public})", {
+            classic: c.classic,
+            mapping: c.mapping.behavior,
+            filtering: c.filtering.behavior,
+            public: result.publicAddresses.map(formatAddress).join(", "),
+          });
+        }
+        this.sessions.localChanged();
+      } catch (error) {
+        if (!this.#closing) log.warn("NAT check failed: {error}", { error: String(error) });
+      } finally {
+        this.#natRunning = null;
+      }
+    })();
   }
 
   /** The facts this node's candidates come from, now. */
@@ -138,7 +214,16 @@ export class Node {
       observed: this.link.observed || undefined,
       interfaces: this.#interfaces,
       excludeInterfaces: this.#options.excludeInterfaces,
+      mappingVariesByDestination: this.#mappingVaries(),
     };
+  }
+
+  /** Whether the measured NAT maps each destination apart (undefined: not known). */
+  #mappingVaries(): boolean | undefined {
+    const mapping = this.natSummary?.mapping;
+    return mapping === undefined || mapping === "unknown"
+      ? undefined
+      : mapping !== "endpoint-independent";
   }
 
   /**
@@ -166,6 +251,14 @@ export class Node {
         observed: this.link.observed,
         reconnects: this.link.reconnects,
       },
+      nat: this.#nat?.serverAnswered
+        ? {
+          classic: this.#nat.classification.classic,
+          mapping: this.#nat.classification.mapping.behavior,
+          filtering: this.#nat.classification.filtering.behavior,
+          public: this.#nat.publicAddresses.map(formatAddress),
+        }
+        : null,
       sessions: this.sessions.values().map((session) => session.status()),
     };
   }
@@ -174,6 +267,9 @@ export class Node {
   async close(): Promise<void> {
     this.#closing = true;
     clearInterval(this.#watch);
+    clearTimeout(this.#natTimer);
+    this.#natAbort.abort();
+    await this.#natRunning;
     this.sessions.close(`${this.#options.role} shutting down`);
     this.link.close();
     await this.endpoint.close();
@@ -191,6 +287,7 @@ export class Node {
     });
     this.#interfaces = now;
     this.sessions.localChanged();
+    this.#planNatCheck();
   }
 
   /** Connector: an agent's session completed its handshake on our socket. */

@@ -193,6 +193,10 @@ export class Connection implements StreamHost {
   #resolveClosed!: (reason: CloseReason) => void;
   #closeReason: CloseReason | null = null;
   #finalStats: ConnectionStats | null = null;
+  /** True once the connection has (or had) more than one path. */
+  #multiPath = false;
+  /** The active path's peer sockaddr, or null until computed after a path change. */
+  #activePeer: Uint8Array | null = null;
 
   /** For Endpoint: wraps a native connection routed by `cid`. */
   constructor(
@@ -330,8 +334,28 @@ export class Connection implements StreamHost {
     const remote = this.#host.sockaddrFor(peer);
     const code = call(this.pointer, local, local.length, remote, remote.length, scratchBytes.u64);
     if (code < 0) throw new QuicheError(`${what} ${peer.hostname}:${peer.port}`, code);
+    this.#pathsChanged();
     this.#host.wake(this);
     return Number(scratch.u64[0]);
+  }
+
+  #pathsChanged(): void {
+    this.#multiPath = true;
+    this.#activePeer = null;
+  }
+
+  /**
+   * For Endpoint: the active path's peer sockaddr when the connection has
+   * several paths (so its send loop can serve the active one too), else null.
+   */
+  activePeerSockaddr(): Uint8Array | null {
+    if (!this.#multiPath || this.#pointer === null) return null;
+    if (this.#activePeer === null) {
+      const active = this.activePath();
+      if (!active) return null;
+      this.#activePeer = this.#host.sockaddrFor(active.peer);
+    }
+    return this.#activePeer;
   }
 
   /** Sends an ack-eliciting packet (a PING) on the known path to `peer`; false if there is none. */
@@ -571,6 +595,7 @@ export class Connection implements StreamHost {
       const event = q.quiche_conn_path_event_next(this.pointer);
       if (event === null) break;
       try {
+        this.#pathsChanged();
         this.#paths.emit(this.#decodePathEvent(event));
       } finally {
         q.quiche_path_event_free(event);

@@ -514,27 +514,60 @@ export class Endpoint implements ConnectionHost {
     server.onConnection(connection);
   }
 
-  /** Moves every packet quiche has for `connection` into the socket's send queue. */
+  /**
+   * Moves every packet quiche has for `connection` into the socket's send
+   * queue. quiche's `send` serves a path that needs probing first and answers
+   * Done when that path's congestion window is full, even if the active path
+   * could send; so a connection with several paths is also drained on its
+   * active path, or a stalled probe would starve the session's traffic.
+   */
   #produce(connection: Connection): void {
     const q = quiche();
-    const socket = this.#socket;
     const pointer = connection.pointer;
     const info = this.#sendInfo;
-    const to = info.subarray(SendInfo.to, SendInfo.toLen);
+    if (
+      !this.#drain(connection, (room) => q.quiche_conn_send(pointer, room, MAX_DATAGRAM_N, info))
+    ) {
+      return;
+    }
+    const active = connection.activePeerSockaddr();
+    if (active === null) return;
+    const local = this.localSockaddr;
+    this.#drain(connection, (room) =>
+      q.quiche_conn_send_on_path(
+        pointer,
+        room,
+        MAX_DATAGRAM_N,
+        local,
+        local.length,
+        active,
+        active.length,
+        info,
+      ));
+  }
+
+  /**
+   * Writes packets with `send` (a quiche send call into `room`) until it is
+   * Done; returns false if it stopped for another reason (a full socket queue
+   * or an error), true when quiche had nothing more.
+   */
+  #drain(connection: Connection, send: (room: Uint8Array) => number): boolean {
+    const socket = this.#socket;
+    const to = this.#sendInfo.subarray(SendInfo.to, SendInfo.toLen);
     for (;;) {
       const room = socket.reserve();
       if (room === null) {
         this.#blocked.add(connection);
-        return;
+        return false;
       }
-      const written = q.quiche_conn_send(pointer, room, MAX_DATAGRAM_N, info);
-      if (written === QUICHE_ERR_DONE) return;
+      const written = send(room);
+      if (written === QUICHE_ERR_DONE) return true;
       if (written < 0) {
-        log.warn("quiche_conn_send failed ({code}) for {peer}", {
+        log.warn("quiche send failed ({code}) for {peer}", {
           code: written,
           peer: formatAddress(connection.initialPeer),
         });
-        return;
+        return false;
       }
       if (isVirtualSockaddr(to)) {
         // Through the peer's transport; the room is reused by the next packet.

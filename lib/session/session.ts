@@ -30,6 +30,7 @@ import {
 } from "./path_policy.ts";
 import { type PunchFields, type PunchRefusal, PunchSigner, PunchVerifier } from "./punch_packet.ts";
 import { RelayPath } from "./relay_path.ts";
+import { directPathHopeless, type NatSummary } from "./nat_compat.ts";
 import {
   decodePunchKey,
   encodePunchKey,
@@ -55,6 +56,8 @@ export interface SessionContext {
   localFacts(): LocalFacts;
   /** Keep sessions on the relay (no punching, no direct path). */
   relayOnly: boolean;
+  /** This end's NAT behaviour, once measured. */
+  localNat(): NatSummary | null;
   /** The clock (ms); default `performance.now`. */
   now?: () => number;
 }
@@ -131,8 +134,10 @@ export class Session {
   #verifier: PunchVerifier | null = null;
   #connection: Connection | null = null;
   #signals: SignalStream | null = null;
-  #local: Candidate[] = [];
-  #signalledCandidates = false;
+  /** What this end last announced (candidates and NAT), to announce only changes. */
+  #announced = "";
+  #peerNat: NatSummary | null = null;
+  #hopeless: string | null = null;
   /** Destination connection ID sequence of each probed direct path. */
   readonly #dcids = new Map<string, number>();
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -373,6 +378,8 @@ export class Session {
           signal.clock,
           now,
         );
+        this.#peerNat = signal.nat ?? null;
+        this.#judgeNats(now);
         const accepted = acceptPeerCandidates(signal.candidates, this.#ctx.localFacts());
         log.debug("session {service} {id}: peer candidates {candidates}", {
           service: this.service,
@@ -388,22 +395,35 @@ export class Session {
     }
   }
 
-  /** Sends this end's candidates if they changed; returns true if they did. */
+  /** Sends this end's candidates (and NAT behaviour) if they changed; returns true if they did. */
   #announceCandidates(): boolean {
     // In relay-only mode this end offers no candidates, so the other end cannot go direct either.
     const candidates = this.#ctx.relayOnly ? [] : localCandidates(this.#ctx.localFacts());
-    const same = candidates.length === this.#local.length &&
-      candidates.every((c, i) => c.address === this.#local[i].address);
-    if (same && this.#signalledCandidates) return false;
-    this.#signalledCandidates = true;
-    this.#local = candidates;
+    const nat = this.#ctx.localNat();
+    const signature = JSON.stringify({ candidates, nat });
+    if (signature === this.#announced) return false;
+    this.#announced = signature;
     this.#signal({
       type: "candidates",
       key: encodePunchKey(this.#signer.key),
       clock: this.#signer.clock(this.#now()),
       candidates,
+      ...(nat ? { nat } : {}),
     });
+    this.#judgeNats(this.#now());
     return true;
+  }
+
+  /** Skips punching when the two NATs' behaviours leave no direct path (says so once). */
+  #judgeNats(now: number): void {
+    if (this.#ctx.relayOnly) return;
+    const hopeless = directPathHopeless(this.#ctx.localNat(), this.#peerNat);
+    if (hopeless === this.#hopeless) return;
+    this.#hopeless = hopeless;
+    if (hopeless) {
+      log.info("session {who}: staying on the relay: {why}", { who: this.#who, why: hopeless });
+    }
+    this.#run(this.#policy.setHopeless(hopeless, now));
   }
 
   #signal(signal: Signal): void {

@@ -16,6 +16,7 @@ import { FramedJsonStream } from "../control/framed_json.ts";
 import { ProtocolError } from "../control/protocol_error.ts";
 import { type Candidate, type CandidateKind, MAX_CANDIDATES } from "./candidates.ts";
 import { PUNCH_KEY_BYTES } from "./punch_packet.ts";
+import { NAT_SUMMARY_VALUES, type NatSummary } from "./nat_compat.ts";
 
 /** The signalling stream: the first bidirectional stream the agent (the QUIC client) opens. */
 export const SIGNAL_STREAM_ID = 0;
@@ -33,6 +34,8 @@ export type Signal =
     /** The sender's punch clock when it sent this (ms, uint32). */
     clock: number;
     candidates: Candidate[];
+    /** The sender's NAT behaviour, once its node measured it. */
+    nat?: NatSummary;
   }
   | { type: "punch"; round: number };
 
@@ -88,7 +91,14 @@ export function parseSignal(value: unknown): Signal | undefined {
         }
         return { address: entry.address, kind: entry.kind as CandidateKind };
       });
-      return { type: "candidates", key: m.key, clock: m.clock as number, candidates };
+      const nat = m.nat === undefined ? undefined : parseNat(m.nat);
+      return {
+        type: "candidates",
+        key: m.key,
+        clock: m.clock as number,
+        candidates,
+        ...(nat ? { nat } : {}),
+      };
     }
     case "punch":
       if (!isUint(m.round, 0xffff)) throw new ProtocolError('punch needs a "round" (uint16)');
@@ -96,6 +106,15 @@ export function parseSignal(value: unknown): Signal | undefined {
     default:
       return undefined;
   }
+}
+
+function parseNat(value: unknown): NatSummary {
+  const nat = value as Record<string, unknown>;
+  const known = (v: unknown) => NAT_SUMMARY_VALUES.includes(v as NatSummary["mapping"]);
+  if (typeof nat !== "object" || nat === null || !known(nat.mapping) || !known(nat.filtering)) {
+    throw new ProtocolError(`invalid NAT behaviour ${JSON.stringify(value)}`);
+  }
+  return { mapping: nat.mapping, filtering: nat.filtering } as NatSummary;
 }
 
 /** The session's signalling stream. */

@@ -92,12 +92,15 @@ export async function withP2pLab(
     const connectorId = await org.issue("conn-1", "connector", ["web"]);
     const agentId = await org.issue("alice", "agent");
     const { net } = lab;
+    // STUN on the relay's port, its second address and a second port: nodes measure their NATs.
     const relay = net.spawnDeno(lab.relay, new URL("./relay_main.ts", import.meta.url), [
-      "0.0.0.0",
+      lab.relayAddress,
       String(RELAY_PORT),
       relayId.certPath,
       relayId.keyPath,
       org.caPath,
+      lab.relayAltAddress,
+      String(RELAY_PORT + 1),
     ]);
     assert.equal(await relay.nextLine(), `READY ${RELAY_PORT}`);
     const web = net.spawn(connectorHost, [
@@ -168,7 +171,8 @@ export async function withP2pLab(
         const a = agentSite.publicAddress, b = connectorSite.publicAddress;
         const tcpdump = net.spawn(lab.internet, [
           ...["tcpdump", "-Z", "root", "-i", "any", "-nn", "-U", "--immediate-mode", "-w", file],
-          `udp and host ${a} and host ${b}`,
+          // Between the two sites only: not the relay's traffic, nor the STUN of NAT checks.
+          `udp and host ${a} and host ${b} and not host ${lab.relayAddress} and not host ${lab.relayAltAddress}`,
         ], { stderr: "capture" });
         await tcpdump.stderr!.waitFor(/listening on/, 5_000);
         return {
