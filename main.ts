@@ -16,7 +16,8 @@ export const COMMANDS: CommandRegistry = {
     load: () => import("./cmd/agent.ts"),
   },
   probe: {
-    summary: "check a QUIC service: handshake, RTT, path MTU, DATAGRAMs, certificate",
+    summary:
+      "diagnostics: a QUIC service (quic), the NAT in front of this host (nat-type), a service through a session (ping)",
     load: () => import("./cmd/probe.ts"),
   },
   identity: {

@@ -160,7 +160,7 @@ Deno.test("probe usage errors: missing flag, missing target, bad values, exit 2"
     [["probe", "quic", "127.0.0.1:4433", "--server-name", "a"], /missing required option --ca/],
     [["probe", "quic", "--server-name", "a", "--ca", "ca.pem"], /missing HOST:PORT/],
     [["probe"], /missing what to probe/],
-    [["probe", "tcp", "127.0.0.1:1"], /unknown probe 'tcp' \(available: quic\)/],
+    [["probe", "tcp", "127.0.0.1:1"], /unknown probe 'tcp' \(available: quic, nat-type, ping\)/],
     [["probe", "quic", "nowhere", "--server-name", "a", "--ca", "c"], /invalid address "nowhere"/],
     [["probe", "quic", "127.0.0.1:1", "--alpn"], /option '--alpn' needs a value/],
     [

@@ -59,7 +59,13 @@ Deno.test("relay → direct while a ping and a TCP download run: at most one rep
     assert.equal(direct?.split(":")[0], lab.connectorSite.publicAddress);
     const pinged = await ping;
     const received = Number(/(\d+) received/.exec(pinged.stdout)?.[1]);
-    assert.ok(received >= 299, `${300 - received} of 300 replies lost across the switch`);
+    const lines = [lab.agent, lab.connector].flatMap((child) =>
+      child.stderr.tail().filter((l) => /INF|WRN|ERR/.test(l)).slice(-15)
+    );
+    assert.ok(
+      received >= 299,
+      `${300 - received} of 300 replies lost across the switch:\n${lines.join("\n")}`,
+    );
     assert.equal(await transfer, sha256(BIG));
   }, {
     bigFile: BIG,
@@ -112,7 +118,12 @@ Deno.test("the connector's NAT gets a new public address: the session falls back
     const again = await lab.agent.stderr.waitFor(
       new RegExp(`session web: direct ${fresh.replaceAll(".", "\\.")}:`),
       15_000,
-    );
+    ).catch((error) => {
+      const lines = [lab.agent, lab.connector].flatMap((child) =>
+        child.stderr.tail().filter((l) => /INF|WRN|ERR/.test(l)).slice(-15)
+      );
+      throw new Error(`${error.message}:\n${lines.join("\n")}`);
+    });
     assert.ok(again);
     const pinged = await ping;
     const received = Number(/(\d+) received/.exec(pinged.stdout)?.[1]);

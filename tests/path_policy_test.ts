@@ -207,7 +207,14 @@ Deno.test("agent: network or peer changes start a new round at once, but not twi
   assert.deepEqual(policy.setRemoteCandidates([A], 30_000), []);
 });
 
-Deno.test("hopeless NATs: no rounds; clearing the reason starts one", () => {
+Deno.test("hopeless NATs: no rounds, a running one stops; clearing the reason starts one", () => {
+  const running = agent();
+  running.setRemoteCandidates([A], 0);
+  assert.equal(running.state().roundActive, true);
+  assert.deepEqual(running.setHopeless("learned late", 50), []);
+  assert.equal(running.state().roundActive, false);
+  assert.equal(running.nextWakeup(), Infinity);
+  assert.deepEqual(running.tick(5_000), []);
   const policy = agent();
   policy.setHopeless("both NATs map per destination", 0);
   assert.deepEqual(policy.setRemoteCandidates([A], 0), []);

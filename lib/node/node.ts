@@ -177,6 +177,7 @@ export class Node {
     }
     this.#natRunning = (async () => {
       try {
+        const observed = this.link.observed;
         const result = await checkNat(this.endpoint, {
           server: this.#options.relay,
           signal: this.#natAbort.signal,
@@ -185,6 +186,13 @@ export class Node {
           hairpinning: false,
         });
         if (this.#closing) return;
+        // A NAT has one public IP: answers from two mean the network changed under the check.
+        const ips = new Set(result.publicAddresses.map((address) => address.hostname));
+        if (this.link.observed !== observed || ips.size > 1) {
+          log.debug("the network changed during the NAT check; checking again");
+          this.#planNatCheck();
+          return;
+        }
         this.#nat = result;
         const c = result.classification;
         if (!result.serverAnswered) {

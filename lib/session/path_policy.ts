@@ -191,6 +191,11 @@ export class PathPolicy {
   setHopeless(reason: string | null, now: number): PathAction[] {
     const was = this.#hopeless;
     this.#hopeless = reason;
+    if (reason !== null) {
+      // Stop punching now, not at the end of the round.
+      this.#roundActive = false;
+      this.#nextRoundAt = Infinity;
+    }
     return was !== null && reason === null ? this.#trigger(now) : [];
   }
 

@@ -136,6 +136,8 @@ export class Session {
   #signals: SignalStream | null = null;
   /** What this end last announced (candidates and NAT), to announce only changes. */
   #announced = "";
+  /** The candidate addresses in it. */
+  #announcedAddresses = "";
   #peerNat: NatSummary | null = null;
   #hopeless: string | null = null;
   /** Destination connection ID sequence of each probed direct path. */
@@ -263,10 +265,16 @@ export class Session {
     this.#run(this.#policy.punchHeard(formatAddress(from), fields.kind, rtt, now));
   }
 
-  /** This end's candidates may have changed (observed address, interfaces). */
+  /**
+   * This end's candidates or NAT behaviour may have changed (observed address,
+   * interfaces, a NAT check): announce them; new addresses also start a round.
+   */
   localChanged(): void {
     if (this.#closed || !this.#signals) return;
-    if (this.#announceCandidates()) this.#run(this.#policy.localChanged(this.#now()));
+    const before = this.#announcedAddresses;
+    if (this.#announceCandidates() && this.#announcedAddresses !== before) {
+      this.#run(this.#policy.localChanged(this.#now()));
+    }
   }
 
   /** The relay says the other end's observed address changed. */
@@ -403,6 +411,7 @@ export class Session {
     const signature = JSON.stringify({ candidates, nat });
     if (signature === this.#announced) return false;
     this.#announced = signature;
+    this.#announcedAddresses = candidates.map((c) => c.address).join(",");
     this.#signal({
       type: "candidates",
       key: encodePunchKey(this.#signer.key),
