@@ -3,7 +3,7 @@ import { getLogger } from "@logtape/logtape";
 import { integerOption, requireOption } from "../lib/cli/args.ts";
 import { defineCommand } from "../lib/cli/command.ts";
 import { UsageError } from "../lib/cli/errors.ts";
-import { untilShutdown } from "../lib/cli/shutdown.ts";
+import { ADMIN_SOCKET_OPTION, adminSocketUsage, serveUntilShutdown } from "../lib/cli/daemon.ts";
 import { checkHostName, InvalidIdentityRequest, unique } from "../lib/identity/names.ts";
 import { type RelayIdentitySource, resolveRelayIdentity } from "../lib/identity/relay_identity.ts";
 import { formatAddress, parseHostPort, type SocketAddress } from "../lib/net/address.ts";
@@ -51,6 +51,7 @@ Options:
   --stun-rate N        STUN answers per second per source IP (default ${DEFAULT_SOURCE_LIMITS.perSourceRate}, burst ${DEFAULT_SOURCE_LIMITS.perSourceBurst})
   --no-stun            do not answer STUN at all
   --stats-interval S   log counters at debug level every S seconds (default ${DEFAULT_STATS_INTERVAL_S})
+${adminSocketUsage("relay")}
 
 STUN: the relay answers STUN Binding requests (RFC 8489, with RFC 5780's
 CHANGE-REQUEST, RESPONSE-ORIGIN and OTHER-ADDRESS) on its QUIC port, for
@@ -162,6 +163,7 @@ export const command = defineCommand({
     ca: { type: "string" },
     "rate-pps": { type: "string" },
     "stats-interval": { type: "string" },
+    ...ADMIN_SOCKET_OPTION,
     "alt-port": { type: "string" },
     "alt-address": { type: "string" },
     "stun-rate": { type: "string" },
@@ -216,9 +218,20 @@ export const command = defineCommand({
         stun: stunServer?.stats,
       });
     }, statsSeconds * 1000);
-    const signal = await untilShutdown();
-    log.info("{signal}: closing", { signal });
-    clearInterval(stats);
+    let signal = "shutdown";
+    try {
+      signal = await serveUntilShutdown("relay", values["admin-socket"], () => ({
+        role: "relay",
+        listen: formatAddress(relay.address),
+        ...relay.snapshot(),
+        stats: relay.stats,
+        stun: stunServer?.stats ?? null,
+        sessions: relay.sessionSnapshots(),
+      }));
+    } finally {
+      log.info("{signal}: closing", { signal });
+      clearInterval(stats);
+    }
     await stunServer?.close();
     await relay.close();
     log.info("stopped");

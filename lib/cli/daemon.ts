@@ -1,10 +1,14 @@
 /**
- * What the long-running commands (agent, connector) share once their daemon
- * is up: the admin socket `ztna status` reads, served until SIGINT or SIGTERM.
+ * What the long-running commands (agent, connector, relay) share once their
+ * daemon is up: the admin socket `ztna status` reads, served until SIGINT or
+ * SIGTERM.
  */
-import { AdminServer } from "../admin/server.ts";
+import { getLogger } from "@logtape/logtape";
+import { AdminServer, AdminSocketInUseError } from "../admin/server.ts";
 import { type DaemonRole, defaultAdminSocket } from "../admin/socket_path.ts";
 import { untilShutdown } from "./shutdown.ts";
+
+const log = getLogger(["ztna", "admin"]);
 
 /** parseArgs declaration of `--admin-socket`. */
 export const ADMIN_SOCKET_OPTION = { "admin-socket": { type: "string" } } as const;
@@ -18,17 +22,25 @@ export function adminSocketUsage(role: DaemonRole): string {
 
 /**
  * Serves `status` on the admin socket (`path`, or the role's default) until
- * the first SIGINT or SIGTERM, then closes the socket and resolves.
+ * the first SIGINT or SIGTERM, then closes the socket; resolves with the
+ * signal's name. A socket another daemon answers on is not taken over: the
+ * daemon runs on without one and says so.
  */
 export async function serveUntilShutdown(
   role: DaemonRole,
   path: string | undefined,
   status: () => unknown,
-): Promise<void> {
-  const admin = await AdminServer.listen(path ?? defaultAdminSocket(role), status);
+): Promise<string> {
+  let admin: AdminServer | undefined;
   try {
-    await untilShutdown();
+    admin = await AdminServer.listen(path ?? defaultAdminSocket(role), status);
+  } catch (error) {
+    if (!(error instanceof AdminSocketInUseError)) throw error;
+    log.warn("{error}; 'ztna status' cannot reach this {role}", { error: error.message, role });
+  }
+  try {
+    return await untilShutdown();
   } finally {
-    await admin.close();
+    await admin?.close();
   }
 }

@@ -56,6 +56,7 @@ export async function startConnector(topology: NatTopology, org: DemoOrg): Promi
       ...["connector", "--service", service, "--forward", `${DEMO.web.host}:${DEMO.web.port}`],
       ...["--allow", agent, "--cert", org.connector.certPath, "--key", org.connector.keyPath],
       ...relayFlags(topology, org),
+      ...adminSocket(org.connector.certPath),
     ]),
   );
   const line = await awaitStart("the connector", child, child.nextLine(DEMO.startTimeoutMs));
@@ -82,6 +83,7 @@ export async function startAgent(topology: NatTopology, org: DemoOrg): Promise<S
       ...["agent", "--tun", DEMO.tun, "--service", `${DEMO.names.service}=${DEMO.serviceIp}`],
       ...["--cert", org.agent.certPath, "--key", org.agent.keyPath],
       ...relayFlags(topology, org),
+      ...adminSocket(org.agent.certPath),
     ]),
   );
   const line = await awaitStart("the agent", child, child.nextLine(DEMO.startTimeoutMs));
@@ -105,6 +107,11 @@ function spawnCaptured(
   const { stderr } = child;
   if (stderr === null) throw new Error(`stderr of ${argv.join(" ")} was not captured`);
   return { ...child, stderr };
+}
+
+/** An admin socket beside a node's certificate (the demo's temporary folder), not the host's. */
+function adminSocket(certPath: string): string[] {
+  return ["--admin-socket", certPath.replace(/\.crt$/, ".sock")];
 }
 
 function relayFlags(topology: NatTopology, org: DemoOrg): string[] {

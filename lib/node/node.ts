@@ -124,9 +124,12 @@ export class Node {
       relayOnly: options.relayOnly ?? false,
       localNat: () => this.natSummary,
     }, options.maxSessions ?? DEFAULT_MAX_SESSIONS);
-    this.link.onObserved(() => {
+    let observed = "";
+    this.link.onObserved((address) => {
       this.sessions.localChanged();
-      this.#planNatCheck();
+      // The first address comes with the connection; start() measures the NAT then anyway.
+      if (observed !== "") this.#planNatCheck();
+      observed = address;
     });
     if (options.role === "connector") {
       this.link.onSession((assignment) => this.sessions.announce(assignment));
