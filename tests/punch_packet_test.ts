@@ -140,6 +140,30 @@ Deno.test("local candidates: LAN addresses, the observed address, and a guess wh
     { address: "100.64.0.1:40000", kind: "lan" },
     { address: "198.51.100.7:40000", kind: "public" },
   ]);
+  // A NAT measured to map per destination: the guess even when the observed port matches; a
+  // measured endpoint-independent one: no guess even when it does not.
+  const facts = { port: 40_000, family: 4 as const, interfaces: [] };
+  assert.deepEqual(
+    localCandidates({ ...facts, observed: "198.51.100.7:40000", mappingVariesByDestination: true })
+      .map((c) => c.kind),
+    ["public"],
+    "the guess equals the public candidate here, so it is not listed twice",
+  );
+  assert.deepEqual(
+    localCandidates({
+      ...facts,
+      observed: "198.51.100.7:61000",
+      mappingVariesByDestination: false,
+    }),
+    [{ address: "198.51.100.7:61000", kind: "public" }],
+  );
+  assert.deepEqual(
+    localCandidates({ ...facts, observed: "198.51.100.7:61000", mappingVariesByDestination: true }),
+    [
+      { address: "198.51.100.7:61000", kind: "public" },
+      { address: "198.51.100.7:40000", kind: "guess" },
+    ],
+  );
   // On one host (relay on loopback) the loopback address is the candidate.
   assert.deepEqual(
     localCandidates({ port: 5, family: 4, observed: "127.0.0.1:5", interfaces: [] }),
