@@ -22,43 +22,33 @@ import { waitFor } from "./support/bytes.ts";
 import { datagramRoundTrips, streamRoundTrip } from "./support/exchange.ts";
 import {
   makeTestOrg,
+  nodeIdentity,
   RELAY_NAME,
   startNode,
   stopNode,
   type TestNode,
-  type TestOrg,
 } from "./support/nodes.ts";
 
 const LOOPBACK: SocketAddress = { hostname: "127.0.0.1", port: 0 };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function identity(
-  org: TestOrg,
-  name: string,
-  role: "relay" | "connector" | "agent",
-  services: string[] = [],
-): Promise<NodeIdentity> {
-  const files = await org.issue(name, role, services);
-  return { certificateFile: files.certPath, privateKeyFile: files.keyPath, caFile: org.caPath };
-}
 
 /** A relay, a connector publishing `web` and an agent, both connected; the caller closes it. */
 async function relayWithNodes(label: string, packetsPerSecond?: number) {
   const org = await makeTestOrg(label);
   const relay = Relay.start({
     listen: LOOPBACK,
-    ...await identity(org, "relay-1", "relay"),
+    ...await nodeIdentity(org, "relay-1", "relay"),
     packetsPerSecond,
   });
   const nodes: TestNode[] = [];
   const connector = startNode(
     relay.address,
-    await identity(org, "conn-1", "connector", ["web"]),
+    await nodeIdentity(org, "conn-1", "connector", ["web"]),
     "connector",
   );
   nodes.push(connector);
   // Relay only: these tests count what the relay forwards and drops.
-  const agent = startNode(relay.address, await identity(org, "alice", "agent"), "agent", {
+  const agent = startNode(relay.address, await nodeIdentity(org, "alice", "agent"), "agent", {
     relayOnly: true,
   });
   nodes.push(agent);
@@ -251,7 +241,10 @@ Deno.test("the relay forwards nothing for an unmatched session and counts every 
     assert.equal(await datagramRoundTrips(session, 100, TUNNEL_MTU), 100);
 
     // A hand-made agent with a valid identity: it gets in and is welcomed.
-    mallory = await HandMadeNode.connect(relay.address, await identity(org, "mallory", "agent"));
+    mallory = await HandMadeNode.connect(
+      relay.address,
+      await nodeIdentity(org, "mallory", "agent"),
+    );
     const welcome = await mallory.hello("agent");
     assert.equal(welcome.node, "mallory");
     assert.equal(welcome.version, PROTOCOL_VERSION);
@@ -384,7 +377,7 @@ Deno.test("a node breaking the control protocol gets a protocol close; the relay
   const handMade: HandMadeNode[] = [];
   try {
     const { session } = await openWebSession(agent);
-    const id = await identity(org, "mallory", "agent");
+    const id = await nodeIdentity(org, "mallory", "agent");
     for (const violation of VIOLATIONS) {
       const node = await HandMadeNode.connect(relay.address, id);
       handMade.push(node);
@@ -435,7 +428,7 @@ Deno.test("a node breaking the control protocol gets a protocol close; the relay
     assert.equal(await datagramRoundTrips(session, 500, TUNNEL_MTU), 500);
     const stream = await streamRoundTrip(session, 1 << 20);
     assert.equal(stream.received, stream.sent);
-    const bob = startNode(relay.address, await identity(org, "bob", "agent"), "agent", {
+    const bob = startNode(relay.address, await nodeIdentity(org, "bob", "agent"), "agent", {
       relayOnly: true,
     });
     setup.nodes.push(bob);

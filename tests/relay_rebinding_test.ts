@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { formatAddress, SOCKADDR_IN_SIZE, type SocketAddress } from "../lib/net/address.ts";
 import { type ReceivedBatch, UdpSocket } from "../lib/net/udp_socket.ts";
-import { type NodeIdentity, TUNNEL_MTU } from "../lib/node/configs.ts";
+import { TUNNEL_MTU } from "../lib/node/configs.ts";
 import { QuicConfig } from "../lib/quic/config.ts";
 import type { Connection, PathEvent } from "../lib/quic/connection.ts";
 import { Endpoint } from "../lib/quic/endpoint.ts";
@@ -21,11 +21,11 @@ import { echo } from "./support/echo.ts";
 import { datagramRoundTrips } from "./support/exchange.ts";
 import {
   makeTestOrg,
+  nodeIdentity,
   openSession,
   startNode,
   stopNode,
   type TestNode,
-  type TestOrg,
 } from "./support/nodes.ts";
 
 const LOOPBACK: SocketAddress = { hostname: "127.0.0.1", port: 0 };
@@ -108,16 +108,6 @@ class Nat {
     for (const socket of this.#sockets) await socket.close();
     await Promise.all(this.#loops);
   }
-}
-
-async function identity(
-  org: TestOrg,
-  name: string,
-  role: "relay" | "connector" | "agent",
-  services: string[] = [],
-): Promise<NodeIdentity> {
-  const files = await org.issue(name, role, services);
-  return { certificateFile: files.certPath, privateKeyFile: files.keyPath, caFile: org.caPath };
 }
 
 /** Collects path events of one connection, for assertions and for the failure message. */
@@ -205,14 +195,14 @@ Deno.test("quiche server on a NAT rebinding: the path events it reports", async 
 
 Deno.test("relay QAD follows a NAT rebinding: the node learns its new address, its session lives on", async () => {
   const org = await makeTestOrg("rebinding");
-  const relayId = await identity(org, "relay-1", "relay");
+  const relayId = await nodeIdentity(org, "relay-1", "relay");
   const relay = Relay.start({ listen: LOOPBACK, ...relayId });
   const nat = new Nat(relay.address);
   const nodes: TestNode[] = [];
   try {
     const connector = startNode(
       relay.address,
-      await identity(org, "conn-1", "connector", ["web"]),
+      await nodeIdentity(org, "conn-1", "connector", ["web"]),
       "connector",
     );
     const connectorSessions = connector.announced;
@@ -225,7 +215,7 @@ Deno.test("relay QAD follows a NAT rebinding: the node learns its new address, i
     // The agent is behind the NAT; relay only, as the test follows the relay path.
     const agent = startNode(
       nat.inside.localAddress,
-      await identity(org, "alice", "agent"),
+      await nodeIdentity(org, "alice", "agent"),
       "agent",
       {
         relayOnly: true,

@@ -6,33 +6,22 @@
 import assert from "node:assert/strict";
 import { formatAddress } from "../lib/net/address.ts";
 import { FatalRelayError } from "../lib/node/relay_link.ts";
-import { type NodeIdentity, TUNNEL_MTU } from "../lib/node/configs.ts";
+import { TUNNEL_MTU } from "../lib/node/configs.ts";
 import { Relay } from "../lib/relay/relay.ts";
 import { waitFor } from "./support/bytes.ts";
 import { datagramRoundTrips, streamRoundTrip } from "./support/exchange.ts";
 import {
   makeTestOrg,
+  nodeIdentity,
   openSession,
   startNode,
   stopNode,
   type TestNode,
-  type TestOrg,
 } from "./support/nodes.ts";
-
-async function identity(
-  org: TestOrg,
-  name: string,
-  role: "relay" | "connector" | "agent",
-  services: string[] = [],
-  notAfter?: Date,
-): Promise<NodeIdentity> {
-  const files = await org.issue(name, role, services, notAfter);
-  return { certificateFile: files.certPath, privateKeyFile: files.keyPath, caFile: org.caPath };
-}
 
 Deno.test("relay: QAD, registration, a session through the relay, refusals", async () => {
   const org = await makeTestOrg("relay");
-  const relayId = await identity(org, "relay-1", "relay");
+  const relayId = await nodeIdentity(org, "relay-1", "relay");
   const relay = Relay.start({
     listen: { hostname: "127.0.0.1", port: 0 },
     ...relayId,
@@ -43,11 +32,11 @@ Deno.test("relay: QAD, registration, a session through the relay, refusals", asy
   try {
     const connector = startNode(
       relay.address,
-      await identity(org, "conn-1", "connector", ["web"]),
+      await nodeIdentity(org, "conn-1", "connector", ["web"]),
       "connector",
     );
     // Relay only: this test counts what the relay forwards.
-    const agent = startNode(relay.address, await identity(org, "alice", "agent"), "agent", {
+    const agent = startNode(relay.address, await nodeIdentity(org, "alice", "agent"), "agent", {
       relayOnly: true,
     });
     nodes.push(connector, agent);
@@ -89,7 +78,7 @@ Deno.test("relay: QAD, registration, a session through the relay, refusals", asy
     try {
       const stranger = startNode(
         relay.address,
-        await identity(otherOrg, "mallory", "agent"),
+        await nodeIdentity(otherOrg, "mallory", "agent"),
         "agent",
       );
       nodes.push(stranger);
@@ -102,7 +91,7 @@ Deno.test("relay: QAD, registration, a session through the relay, refusals", asy
     }
     const expired = startNode(
       relay.address,
-      await identity(org, "old", "agent", [], new Date(Date.now() - 3_600_000)),
+      await nodeIdentity(org, "old", "agent", [], new Date(Date.now() - 3_600_000)),
       "agent",
     );
     nodes.push(expired);
@@ -112,7 +101,7 @@ Deno.test("relay: QAD, registration, a session through the relay, refusals", asy
     );
     const impostor = startNode(
       relay.address,
-      await identity(org, "fake-connector", "agent"),
+      await nodeIdentity(org, "fake-connector", "agent"),
       "connector",
     );
     nodes.push(impostor);
@@ -131,7 +120,7 @@ Deno.test(
   "relay restart during a transfer: nodes reconnect and the session's stream completes intact",
   async () => {
     const org = await makeTestOrg("restart");
-    const relayId = await identity(org, "relay-1", "relay");
+    const relayId = await nodeIdentity(org, "relay-1", "relay");
     const options = { ...relayId, listen: { hostname: "127.0.0.1", port: 0 } };
     let relay = Relay.start(options);
     const address = relay.address;
@@ -139,11 +128,11 @@ Deno.test(
     try {
       const connector = startNode(
         relay.address,
-        await identity(org, "conn-1", "connector", ["web"]),
+        await nodeIdentity(org, "conn-1", "connector", ["web"]),
         "connector",
       );
       // Relay only: the transfer must cross the relay restart.
-      const agent = startNode(relay.address, await identity(org, "alice", "agent"), "agent", {
+      const agent = startNode(relay.address, await nodeIdentity(org, "alice", "agent"), "agent", {
         relayOnly: true,
       });
       nodes.push(connector, agent);
@@ -174,14 +163,14 @@ Deno.test(
 
 Deno.test("a node started before its relay retries with backoff and connects when the relay comes up", async () => {
   const org = await makeTestOrg("late-relay");
-  const relayId = await identity(org, "relay-1", "relay");
+  const relayId = await nodeIdentity(org, "relay-1", "relay");
   const options = { ...relayId, listen: { hostname: "127.0.0.1", port: 0 } };
   let relay = Relay.start(options);
   const address = relay.address;
   await relay.close();
   const connector = startNode(
     address,
-    await identity(org, "conn-1", "connector", ["web"]),
+    await nodeIdentity(org, "conn-1", "connector", ["web"]),
     "connector",
   );
   try {

@@ -6,40 +6,29 @@
  */
 import assert from "node:assert/strict";
 import { formatAddress } from "../lib/net/address.ts";
-import type { NodeIdentity } from "../lib/node/configs.ts";
 import { UdpSocket } from "../lib/net/udp_socket.ts";
 import { Relay } from "../lib/relay/relay.ts";
 import { sessionIdBytes } from "../lib/relay/session_id.ts";
 import { PUNCH_PACKET_BYTES, PUNCH_PING, PunchSigner } from "../lib/session/punch_packet.ts";
 import { waitFor } from "./support/bytes.ts";
 import { datagramRoundTrips, streamRoundTrip } from "./support/exchange.ts";
-import { makeTestOrg, startNode, stopNode, type TestNode, type TestOrg } from "./support/nodes.ts";
-
-async function identity(
-  org: TestOrg,
-  name: string,
-  role: "relay" | "connector" | "agent",
-  services: string[] = [],
-): Promise<NodeIdentity> {
-  const files = await org.issue(name, role, services);
-  return { certificateFile: files.certPath, privateKeyFile: files.keyPath, caFile: org.caPath };
-}
+import { makeTestOrg, nodeIdentity, startNode, stopNode, type TestNode } from "./support/nodes.ts";
 
 Deno.test("on loopback a session goes direct: live migration, the relay forwards nothing more, forged punches change nothing", async () => {
   const org = await makeTestOrg("direct");
   const relay = Relay.start({
     listen: { hostname: "127.0.0.1", port: 0 },
-    ...await identity(org, "relay-1", "relay"),
+    ...await nodeIdentity(org, "relay-1", "relay"),
   });
   const nodes: TestNode[] = [];
   const stranger = UdpSocket.bind({ hostname: "127.0.0.1", port: 0 });
   try {
     const connector = startNode(
       relay.address,
-      await identity(org, "conn-1", "connector", ["web"]),
+      await nodeIdentity(org, "conn-1", "connector", ["web"]),
       "connector",
     );
-    const agent = startNode(relay.address, await identity(org, "alice", "agent"), "agent");
+    const agent = startNode(relay.address, await nodeIdentity(org, "alice", "agent"), "agent");
     nodes.push(connector, agent);
     await connector.node.start();
     await agent.node.start();

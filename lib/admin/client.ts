@@ -10,9 +10,6 @@ export class AdminUnreachableError extends Error {
   }
 }
 
-/** Largest status document accepted. */
-const MAX_STATUS_BYTES = 16 << 20;
-
 /** Connects to `path` and returns the JSON document the daemon sends. */
 export async function readStatus(path: string): Promise<unknown> {
   let connection: Deno.UnixConn;
@@ -21,31 +18,6 @@ export async function readStatus(path: string): Promise<unknown> {
   } catch (error) {
     throw new AdminUnreachableError(path, (error as Error).message);
   }
-  try {
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    for await (const chunk of connection.readable) {
-      total += chunk.length;
-      if (total > MAX_STATUS_BYTES) throw new Error(`status from ${path} exceeds 16 MiB`);
-      chunks.push(chunk);
-    }
-    const text = new TextDecoder().decode(concat(chunks, total));
-    return JSON.parse(text);
-  } finally {
-    try {
-      connection.close();
-    } catch {
-      // The daemon closed first: its document is complete.
-    }
-  }
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
+  // The daemon writes one document and closes; reading to the end closes our side too.
+  return JSON.parse(await new Response(connection.readable).text());
 }

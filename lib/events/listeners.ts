@@ -19,11 +19,6 @@ export class Listeners<T> {
     };
   }
 
-  /** Number of listeners. */
-  get size(): number {
-    return this.#listeners.length;
-  }
-
   /** Calls every listener with `event`. */
   emit(event: T): void {
     const listeners = this.#listeners;
@@ -37,10 +32,5 @@ export class Listeners<T> {
       }
     }
     if (failure) throw failure.error;
-  }
-
-  /** Removes every listener. */
-  clear(): void {
-    this.#listeners = [];
   }
 }

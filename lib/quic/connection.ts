@@ -387,11 +387,6 @@ export class Connection implements StreamHost {
     return true;
   }
 
-  /** Spare destination connection IDs the peer issued (each lets us probe one more path). */
-  get availableDestinationIds(): number {
-    return this.#pointer === null ? 0 : Number(quiche().quiche_conn_available_dcids(this.#pointer));
-  }
-
   /** The path non-probing packets use now, or undefined once closed. */
   activePath(): PathStatistics | undefined {
     if (this.#pointer === null) return undefined;

@@ -16,12 +16,7 @@ import type { RelayLink, SessionAssignment } from "../node/relay_link.ts";
 import { FatalRelayError } from "../node/relay_link.ts";
 import { SESSION_ACCESS_DENIED, SESSION_PROTOCOL_ERROR } from "../relay/constants.ts";
 import { sessionIdBytes } from "../relay/session_id.ts";
-import {
-  acceptPeerCandidates,
-  type Candidate,
-  localCandidates,
-  type LocalFacts,
-} from "./candidates.ts";
+import { acceptPeerCandidates, localCandidates, type LocalFacts } from "./candidates.ts";
 import {
   type PathAction,
   type PathChoice,

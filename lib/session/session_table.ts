@@ -60,11 +60,6 @@ export class SessionTable {
     ];
   }
 
-  /** Number of live sessions. */
-  get size(): number {
-    return this.#byId.size;
-  }
-
   /** Every live session. */
   values(): Session[] {
     return [...this.#byId.values()];

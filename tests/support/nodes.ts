@@ -51,6 +51,18 @@ export async function makeTestOrg(label = "org"): Promise<TestOrg> {
   };
 }
 
+/** Issues a node identity in `org` and returns it as the files a node is given. */
+export async function nodeIdentity(
+  org: TestOrg,
+  name: string,
+  role: "relay" | "connector" | "agent",
+  services: string[] = [],
+  notAfter?: Date,
+): Promise<NodeIdentity> {
+  const files = await org.issue(name, role, services, notAfter);
+  return { certificateFile: files.certPath, privateKeyFile: files.keyPath, caFile: org.caPath };
+}
+
 /** A node in the test process, on loopback: its Node and what it saw. */
 export interface TestNode {
   node: Node;
