@@ -15,6 +15,7 @@ import type { QuicConfig } from "../lib/quic/config.ts";
 import type { Connection } from "../lib/quic/connection.ts";
 import { Endpoint } from "../lib/quic/endpoint.ts";
 import type { CloseReason } from "../lib/quic/errors.ts";
+import { MAX_CLOSE_REASON_BYTES } from "../lib/quic/connection.ts";
 import type { QuicStream } from "../lib/quic/stream.ts";
 import { Relay, RelayCloseCode } from "../lib/relay/relay.ts";
 import { SESSION_ID_BYTES, sessionIdBytes, sessionIdHex } from "../lib/relay/session_id.ts";
@@ -316,6 +317,8 @@ interface Violation {
   hello: boolean;
   act(node: HandMadeNode): Promise<void>;
   reason: string | RegExp;
+  /** How long the relay may take to close (default 5 s). */
+  within?: number;
 }
 
 const encode = (text: string) => new TextEncoder().encode(text);
@@ -364,6 +367,22 @@ const VIOLATIONS: Violation[] = [
     reason: "expected hello, got register",
   },
   {
+    // The close reason quotes the name; cut, it still fits one packet and leaves at once.
+    name: "a 60,000-character service name",
+    hello: true,
+    act: (node) =>
+      node.sendFrame(encode(`{"type":"register","id":1,"service":"${"x".repeat(60_000)}"}`)),
+    reason: /^invalid service name "x{200,}…$/,
+  },
+  {
+    // One byte starts the control stream but is no hello: the hello deadline still runs.
+    name: "a byte on the control stream, then nothing",
+    hello: false,
+    act: (node) => node.stream.write(new Uint8Array([0])),
+    reason: "no hello on the control stream",
+    within: 8_000,
+  },
+  {
     name: "a second stream",
     hello: true,
     act: (node) => node.connection.openStream().write(encode("x")),
@@ -383,8 +402,9 @@ Deno.test("a node breaking the control protocol gets a protocol close; the relay
       handMade.push(node);
       if (violation.hello) await node.hello("agent");
       await violation.act(node);
-      const close = await node.closedWithin();
-      const what = `${violation.name}: ${JSON.stringify(close)}`;
+      const close = await node.closedWithin(violation.within);
+      const what = `${violation.name}: ${JSON.stringify(close).slice(0, 400)}`;
+      assert.ok(new TextEncoder().encode(close.reason).length <= MAX_CLOSE_REASON_BYTES, what);
       assert.equal(close.by, "peer", what);
       assert.equal(close.isApplication, true, what);
       assert.equal(close.code, RelayCloseCode.Protocol, what);

@@ -187,3 +187,25 @@ Deno.test("a node started before its relay retries with backoff and connects whe
     await org.cleanup();
   }
 });
+
+Deno.test("a relay whose certificate grants another role is refused, whatever name it holds", async () => {
+  const org = await makeTestOrg("fake-relay");
+  // A connector's certificate, dialled by a name it holds (web.svc.ztna), posing as the relay.
+  const connectorId = await nodeIdentity(org, "conn-1", "connector", ["web"]);
+  const fake = Relay.start({ listen: { hostname: "127.0.0.1", port: 0 }, ...connectorId });
+  const agent = startNode(fake.address, await nodeIdentity(org, "alice", "agent"), "agent", {
+    serverName: "web.svc.ztna",
+  });
+  try {
+    await assert.rejects(
+      agent.link.start(),
+      (e: Error) =>
+        e instanceof FatalRelayError &&
+        /certificate for web\.svc\.ztna that grants role connector, not relay/.test(e.message),
+    );
+  } finally {
+    await stopNode(agent);
+    await fake.close();
+    await org.cleanup();
+  }
+});

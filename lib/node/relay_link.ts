@@ -23,6 +23,7 @@ import {
   type Role,
 } from "../control/messages.ts";
 import { RelayCloseCode } from "../relay/constants.ts";
+import { readGrants } from "../pki/grants.ts";
 
 const log = getLogger(["ztna", "relay-link"]);
 
@@ -280,6 +281,15 @@ export class RelayLink {
       throw error;
     } finally {
       clearTimeout(timer);
+    }
+    // A certificate the CA issued for a connector or an agent, under the name dialled, is no relay.
+    const relayRole = readGrants(connection.peerCertificate!).role;
+    if (relayRole !== "relay") {
+      connection.close(RelayCloseCode.Forbidden, "not a relay certificate");
+      throw new FatalRelayError(
+        `${formatAddress(relay)} presented a certificate for ${serverName} that grants ` +
+          `${relayRole === null ? "no role" : `role ${relayRole}`}, not relay: refusing it`,
+      );
     }
     const control = new MessageStream(connection.openStream());
     connection.onDatagram((data) => this.#events.datagram.emit(data));

@@ -143,6 +143,25 @@ const scratchBytes = {
   pmtu: u8(scratch.pmtu),
 };
 
+/**
+ * The longest close reason sent: a CONNECTION_CLOSE must fit one packet, and a
+ * reason quoting a peer's input (a 64 KiB message type) would not.
+ */
+export const MAX_CLOSE_REASON_BYTES = 256;
+
+/** `reason` as UTF-8, cut to MAX_CLOSE_REASON_BYTES on a character boundary (with "…"). */
+function closeReasonBytes(reason: string): Uint8Array {
+  const bytes = new TextEncoder().encode(reason);
+  if (bytes.length <= MAX_CLOSE_REASON_BYTES) return bytes;
+  const ellipsis = new TextEncoder().encode("…");
+  let end = MAX_CLOSE_REASON_BYTES - ellipsis.length;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  const out = new Uint8Array(end + ellipsis.length);
+  out.set(bytes.subarray(0, end));
+  out.set(ellipsis, end);
+  return out;
+}
+
 /** Copies `length` bytes from native memory at `address`. */
 function copyNative(address: bigint, length: number): Uint8Array {
   if (length === 0 || address === 0n) return new Uint8Array(0);
@@ -405,7 +424,7 @@ export class Connection implements StreamHost {
 
   #close(isApplication: boolean, code: number, reason: string): void {
     if (this.#pointer === null) return;
-    const bytes = new TextEncoder().encode(reason);
+    const bytes = closeReasonBytes(reason);
     quiche().quiche_conn_close(
       this.#pointer,
       isApplication,

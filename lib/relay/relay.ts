@@ -189,6 +189,7 @@ export class Relay {
       connection.close(RelayCloseCode.Forbidden, "certificate grants no agent or connector role");
       return;
     }
+    // The deadline holds until a complete, valid hello: a byte on the stream is not enough.
     const hello = setTimeout(() => {
       connection.close(RelayCloseCode.Protocol, "no hello on the control stream");
     }, HELLO_TIMEOUT_MS);
@@ -200,7 +201,6 @@ export class Relay {
         return;
       }
       controlStarted = true;
-      clearTimeout(hello);
       const node: Node = {
         connection,
         grants,
@@ -210,7 +210,12 @@ export class Relay {
         sessions: new Set(),
         bucket: new TokenBucket(this.#packetsPerSecond, this.#packetsPerSecond),
       };
-      this.#serveControl(node, () => (stopCounting(), stopFollowing())).catch((error) => {
+      const admitted = () => {
+        clearTimeout(hello);
+        stopCounting();
+        stopFollowing();
+      };
+      this.#serveControl(node, admitted).catch((error) => {
         if (connection.isClosed) return;
         log.info("{name}: control stream failed: {error}", {
           name: grants.name,
