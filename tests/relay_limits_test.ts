@@ -11,7 +11,8 @@ import type { SocketAddress } from "../lib/net/address.ts";
 import { MAX_MESSAGE_BYTES, MessageStream } from "../lib/control/message_stream.ts";
 import { type Message, PROTOCOL_VERSION } from "../lib/control/messages.ts";
 import { type NodeIdentity, relayClientConfig, TUNNEL_MTU } from "../lib/node/configs.ts";
-import type { QuicConfig } from "../lib/quic/config.ts";
+import { QuicConfig } from "../lib/quic/config.ts";
+import { RELAY_ALPN } from "../lib/relay/constants.ts";
 import type { Connection } from "../lib/quic/connection.ts";
 import { Endpoint } from "../lib/quic/endpoint.ts";
 import type { CloseReason } from "../lib/quic/errors.ts";
@@ -32,6 +33,21 @@ import {
 
 const LOOPBACK: SocketAddress = { hostname: "127.0.0.1", port: 0 };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** A relay, a connector publishing `web` and an agent, both connected; the caller closes it. */
 async function relayWithNodes(label: string, packetsPerSecond?: number) {
@@ -88,9 +104,11 @@ class HandMadeNode {
   /** DATAGRAMs the relay sent it. */
   datagramsReceived = 0;
   readonly #config: QuicConfig;
+  readonly #ownsConfig: boolean;
 
-  private constructor(relay: SocketAddress, id: NodeIdentity) {
-    this.#config = relayClientConfig(id);
+  private constructor(relay: SocketAddress, id: NodeIdentity, config?: QuicConfig) {
+    this.#config = config ?? relayClientConfig(id);
+    this.#ownsConfig = config === undefined;
     this.connection = this.endpoint.connect({
       peer: relay,
       serverName: RELAY_NAME,
@@ -101,9 +119,13 @@ class HandMadeNode {
     this.control = new MessageStream(this.stream);
   }
 
-  /** Connects (handshake done, no hello yet). */
-  static async connect(relay: SocketAddress, id: NodeIdentity): Promise<HandMadeNode> {
-    const node = new HandMadeNode(relay, id);
+  /** Connects (handshake done, no hello yet), with `config` instead of a node's if given. */
+  static async connect(
+    relay: SocketAddress,
+    id: NodeIdentity,
+    config?: QuicConfig,
+  ): Promise<HandMadeNode> {
+    const node = new HandMadeNode(relay, id, config);
     await node.connection.established;
     return node;
   }
@@ -145,7 +167,7 @@ class HandMadeNode {
   async close(): Promise<void> {
     this.connection.close(0, "test done");
     await this.endpoint.close();
-    this.#config.free();
+    if (this.#ownsConfig) this.#config.free();
   }
 }
 
@@ -460,5 +482,76 @@ Deno.test("a node breaking the control protocol gets a protocol close; the relay
   } finally {
     for (const node of handMade) await node.close();
     await setup.close();
+  }
+});
+
+Deno.test("a connector that never reads its control stream holds up no one: the relay disconnects it", async () => {
+  const org = await makeTestOrg("unread");
+  const relay = Relay.start({
+    listen: LOOPBACK,
+    ...await nodeIdentity(org, "relay-1", "relay"),
+    controlStallMs: 500,
+  });
+  const handMade: HandMadeNode[] = [];
+  const configs: QuicConfig[] = [];
+  try {
+    // A connector whose stream window is 2 KiB and which, once registered, reads nothing more.
+    const lazyId = await nodeIdentity(org, "conn-2", "connector", ["web"]);
+    const lazyConfig = new QuicConfig({
+      alpn: [RELAY_ALPN],
+      certificateChainFile: lazyId.certificateFile,
+      privateKeyFile: lazyId.privateKeyFile,
+      caFile: lazyId.caFile,
+      initialMaxStreamData: 2_048,
+      datagrams: { receiveQueue: 64, sendQueue: 64 },
+    });
+    configs.push(lazyConfig);
+    const lazy = await HandMadeNode.connect(relay.address, lazyId, lazyConfig);
+    handMade.push(lazy);
+    await lazy.hello("connector");
+    await lazy.control.send({ type: "register", id: 1, service: "web" });
+    assert.equal((await lazy.control.receive())?.type, "registered");
+
+    // An agent asks for sessions to it, one every 10 ms, reading each answer: each is announced
+    // to lazy, whose stream is full after about ten.
+    const bob = await HandMadeNode.connect(relay.address, await nodeIdentity(org, "bob", "agent"));
+    handMade.push(bob);
+    await bob.hello("agent");
+    const answers: string[] = [];
+    const started = performance.now();
+    for (let id = 1; id <= 150; id++) {
+      await bob.control.send({ type: "open-session", id, service: "web" });
+      // Never waiting on lazy: each answer within a second.
+      const next = () => within(bob.control.receive(), 1_000, `the answer to request ${id}`);
+      let answer = await next();
+      // Sessions of the dropped connector end: the relay says so.
+      while (answer?.type === "close-session") answer = await next();
+      assert.equal(
+        answer?.type === "session" || answer?.type === "error" ? answer.id : -1,
+        id,
+        JSON.stringify(answer),
+      );
+      answers.push(answer?.type === "error" ? answer.code : answer!.type);
+      await sleep(10);
+    }
+    const took = performance.now() - started;
+    // Every request was answered at once, never waiting on lazy: sessions until lazy was
+    // dropped, then unknown-service (no connector publishes web any more).
+    assert.ok(took < 150 * 10 + 2_000, `150 requests took ${took.toFixed(0)} ms`);
+    const sessions = answers.filter((a) => a === "session").length;
+    assert.ok(sessions >= 20, `${sessions} sessions before lazy was dropped`);
+    assert.deepEqual(answers.slice(sessions), Array(150 - sessions).fill("unknown-service"));
+    const close = await lazy.closedWithin(1_000);
+    assert.deepEqual(
+      { by: close.by, code: close.code, reason: close.reason },
+      { by: "peer", code: RelayCloseCode.Protocol, reason: "control stream not read" },
+    );
+    assert.equal(relay.stats.nodesNotReading, 1);
+    assert.equal(bob.connection.isClosed, false, "the agent that reads stays");
+  } finally {
+    for (const node of handMade) await node.close();
+    for (const config of configs) config.free();
+    await relay.close();
+    await org.cleanup();
   }
 });

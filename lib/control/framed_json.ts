@@ -23,6 +23,8 @@ export class FramedJsonStream<T> {
   readonly #label: string;
   #buffer = new Uint8Array(0);
   #writing: Promise<void> = Promise.resolve();
+  #pendingBytes = 0;
+  #lastProgressAt = performance.now();
 
   /**
    * Frames messages on `stream`; messages over `maxBytes` are a ProtocolError.
@@ -41,8 +43,23 @@ export class FramedJsonStream<T> {
     const frame = new Uint8Array(4 + body.length);
     new DataView(frame.buffer).setUint32(0, body.length);
     frame.set(body, 4);
-    this.#writing = this.#writing.then(() => this.#stream.write(frame));
+    if (this.#pendingBytes === 0) this.#lastProgressAt = performance.now();
+    this.#pendingBytes += frame.length;
+    this.#writing = this.#writing.then(() => this.#stream.write(frame)).finally(() => {
+      this.#pendingBytes -= frame.length;
+      this.#lastProgressAt = performance.now();
+    });
     return this.#writing;
+  }
+
+  /** Bytes of messages sent but not yet taken by the stream (a peer that does not read). */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  /** How long (ms) messages have waited without one being taken; 0 when none waits. */
+  get stalledMs(): number {
+    return this.#pendingBytes === 0 ? 0 : performance.now() - this.#lastProgressAt;
   }
 
   /**

@@ -25,6 +25,10 @@ import { TokenBucket } from "./token_bucket.ts";
 
 const log = getLogger(["ztna", "relay"]);
 
+/** Default bytes of control messages a node may leave unread before it is disconnected. */
+export const MAX_CONTROL_BACKLOG = 1 << 20;
+/** Default time a node may leave its control stream unread while messages wait for it. */
+export const CONTROL_STALL_MS = 10_000;
 /** How long a node has to say hello after its handshake. */
 const HELLO_TIMEOUT_MS = 5_000;
 export { RelayCloseCode };
@@ -40,6 +44,10 @@ export interface RelayOptions {
   caFile: string;
   /** Per-node limit on forwarded DATAGRAMs (packets per second; burst is one second's worth). */
   packetsPerSecond?: number;
+  /** Bytes of control messages a node may leave unread before it is disconnected (default 1 MiB). */
+  maxControlBacklog?: number;
+  /** How long a node may leave its control stream unread, with messages waiting (default 10 s). */
+  controlStallMs?: number;
 }
 
 /** Counters of a relay. */
@@ -53,6 +61,8 @@ export interface RelayStats {
   droppedNoSession: number;
   droppedRateLimited: number;
   droppedPeerQueueFull: number;
+  /** Nodes disconnected because they left their control stream unread. */
+  nodesNotReading: number;
 }
 
 /** A connected, authenticated node. */
@@ -106,10 +116,13 @@ export class Relay {
     droppedNoSession: 0,
     droppedRateLimited: 0,
     droppedPeerQueueFull: 0,
+    nodesNotReading: 0,
   };
   readonly #endpoint: Endpoint;
   readonly #config: QuicConfig;
   readonly #packetsPerSecond: number;
+  readonly #maxControlBacklog: number;
+  readonly #controlStallMs: number;
   readonly #nodes = new Set<Node>();
   /** Connectors publishing each service. */
   readonly #publishers = new Map<string, Set<Node>>();
@@ -117,6 +130,8 @@ export class Relay {
 
   private constructor(options: RelayOptions) {
     this.#packetsPerSecond = options.packetsPerSecond ?? 200_000;
+    this.#maxControlBacklog = options.maxControlBacklog ?? MAX_CONTROL_BACKLOG;
+    this.#controlStallMs = options.controlStallMs ?? CONTROL_STALL_MS;
     this.#config = new QuicConfig({
       alpn: [RELAY_ALPN],
       certificateChainFile: options.certificateFile,
@@ -260,7 +275,7 @@ export class Relay {
       if (event.type === "peer-migrated") this.#moved(node, formatAddress(event.peer));
     });
     connection.closed.then(() => this.#forget(node));
-    await node.control.send({
+    this.#post(node, {
       type: "welcome",
       version: PROTOCOL_VERSION,
       node: grants.name,
@@ -271,7 +286,7 @@ export class Relay {
       message;
       message = await node.control.receive()
     ) {
-      await this.#handle(node, message);
+      this.#handle(node, message);
     }
   }
 
@@ -281,19 +296,19 @@ export class Relay {
    */
   #moved(node: Node, observed: string): void {
     node.observed = observed;
-    void node.control.send({ type: "observed-address", observed }).catch(() => {});
+    this.#post(node, { type: "observed-address", observed });
     for (const id of node.sessions) {
       const session = this.#sessions.get(id);
       const other = session?.agent === node ? session.connector : session?.agent;
-      void other?.control.send({ type: "peer-address", session: id, observed }).catch(() => {});
+      if (other) this.#post(other, { type: "peer-address", session: id, observed });
     }
   }
 
-  async #handle(node: Node, message: Message): Promise<void> {
+  #handle(node: Node, message: Message): void {
     switch (message.type) {
       case "register":
         if (node.grants.role !== "connector" || !node.grants.services.includes(message.service)) {
-          await this.#error(
+          this.#error(
             node,
             "forbidden",
             `${node.grants.name} may not publish ${message.service}`,
@@ -310,10 +325,10 @@ export class Relay {
           name: node.grants.name,
           service: message.service,
         });
-        await node.control.send({ type: "registered", id: message.id, service: message.service });
+        this.#post(node, { type: "registered", id: message.id, service: message.service });
         return;
       case "open-session":
-        await this.#openSession(node, message.id, message.service, message.resume);
+        this.#openSession(node, message.id, message.service, message.resume);
         return;
       case "close-session": {
         const session = this.#sessions.get(message.session);
@@ -322,23 +337,23 @@ export class Relay {
         return;
       }
       default:
-        await this.#error(node, "bad-message", `a node may not send "${message.type}"`);
+        this.#error(node, "bad-message", `a node may not send "${message.type}"`);
     }
   }
 
-  async #openSession(
+  #openSession(
     agent: Node,
     id: number,
     service: string,
     resume: string | undefined,
-  ): Promise<void> {
+  ): void {
     if (agent.grants.role !== "agent") {
-      await this.#error(agent, "forbidden", "only agents open sessions", { id, service });
+      this.#error(agent, "forbidden", "only agents open sessions", { id, service });
       return;
     }
     const connectors = [...(this.#publishers.get(service) ?? [])];
     if (connectors.length === 0) {
-      await this.#error(agent, "unknown-service", `no connector publishes ${service}`, {
+      this.#error(agent, "unknown-service", `no connector publishes ${service}`, {
         id,
         service,
       });
@@ -372,7 +387,7 @@ export class Relay {
       service,
       connector: connector.grants.name,
     });
-    await connector.control.send({
+    this.#post(connector, {
       type: "session",
       session: session.id,
       service,
@@ -380,7 +395,7 @@ export class Relay {
       peerObserved: agent.observed,
       side: "connector",
     });
-    await agent.control.send({
+    this.#post(agent, {
       type: "session",
       id,
       session: session.id,
@@ -439,9 +454,7 @@ export class Relay {
     session.connector.sessions.delete(session.id);
     for (const node of [session.agent, session.connector]) {
       if (node === by || node.connection.isClosed) continue;
-      void node.control.send({ type: "close-session", session: session.id, reason }).catch(
-        () => {},
-      );
+      this.#post(node, { type: "close-session", session: session.id, reason });
     }
   }
 
@@ -455,14 +468,39 @@ export class Relay {
     log.info("{name} disconnected", { name: node.grants.name });
   }
 
-  async #error(
+  #error(
     node: Node,
     code: Extract<Message, { type: "error" }>["code"],
     message: string,
     extra: { id?: number; service?: string; session?: string } = {},
   ): Promise<void> {
     log.info("{name}: {code}: {message}", { name: node.grants.name, code, message });
-    await node.control.send({ type: "error", code, message, ...extra });
+    return this.#post(node, { type: "error", code, message, ...extra });
+  }
+
+  /**
+   * Queues a message for `node` without waiting for it to be written: one
+   * node's full control stream never holds up the handling of another's. A
+   * node that lets more than `maxControlBacklog` bytes pile up, or takes none
+   * of them for `controlStallMs`, is not reading its control stream: it is
+   * disconnected. The promise (which never rejects)
+   * settles once the message is written, for a caller about to close.
+   */
+  #post(node: Node, message: Message): Promise<void> {
+    if (node.connection.isClosed) return Promise.resolve();
+    const control = node.control;
+    if (
+      control.pendingBytes > this.#maxControlBacklog || control.stalledMs > this.#controlStallMs
+    ) {
+      this.stats.nodesNotReading++;
+      log.warn("{name} does not read its control stream ({bytes} bytes waiting): disconnected", {
+        name: node.grants.name,
+        bytes: control.pendingBytes,
+      });
+      node.connection.close(RelayCloseCode.Protocol, "control stream not read");
+      return Promise.resolve();
+    }
+    return node.control.send(message).catch(() => {});
   }
 
   /** Closes every node connection and the socket. */
