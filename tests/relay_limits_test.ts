@@ -555,3 +555,57 @@ Deno.test("a connector that never reads its control stream holds up no one: the 
     await org.cleanup();
   }
 });
+
+Deno.test("refused requests cost debug lines and one summary, not an info line each", async () => {
+  const org = await makeTestOrg("refusals");
+  const relayId = await nodeIdentity(org, "relay-1", "relay");
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      ...["run", "--allow-all", "--unstable-net", new URL("../main.ts", import.meta.url).pathname],
+      ...["relay", "--listen", "127.0.0.1:0", "--cert", relayId.certificateFile],
+      ...["--key", relayId.privateKeyFile, "--ca", relayId.caFile, "--no-stun"],
+      ...["--admin-socket", `${org.dir}/relay.sock`],
+    ],
+    env: { DENO_NO_UPDATE_CHECK: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let stderr = "";
+  const pump = (async () => {
+    for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) stderr += text;
+  })();
+  let bob: HandMadeNode | undefined;
+  try {
+    await waitFor(() => /listening on 127\.0\.0\.1:\d+/.test(stderr), "the relay to listen");
+    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(stderr)![1]);
+    const before = stderr.length;
+    bob = await HandMadeNode.connect(
+      { hostname: "127.0.0.1", port },
+      await nodeIdentity(org, "bob", "agent"),
+    );
+    const node = bob;
+    await node.hello("agent");
+    const refused = 2_000;
+    for (let id = 1; id <= refused; id++) {
+      await node.control.send({ type: "open-session", id, service: "nothing" });
+    }
+    for (let id = 1; id <= refused; id++) {
+      const answer: Message | null = await node.control.receive();
+      assert.equal(answer?.type === "error" && answer.code, "unknown-service");
+    }
+    await sleep(200);
+    const logged = stderr.slice(before);
+    // At info level: the node's connection, not 2,000 refusals (the summary comes once a minute).
+    assert.ok(logged.length < 1_000, `${logged.length} bytes of logs:\n${logged.slice(0, 500)}`);
+    assert.doesNotMatch(logged, /no connector publishes nothing/);
+  } finally {
+    await bob?.close();
+    child.kill("SIGTERM");
+    await child.status;
+    await pump;
+    await org.cleanup();
+  }
+  // On stopping, the relay logs the summary of what it refused.
+  assert.match(stderr, /refused in the last 60 s: unknown-service 2000/);
+});

@@ -22,6 +22,7 @@ import {
 } from "./constants.ts";
 import { SESSION_ID_BYTES, sessionIdBytes, sessionIdHex } from "./session_id.ts";
 import { TokenBucket } from "./token_bucket.ts";
+import { RefusalLog } from "./refusal_log.ts";
 
 const log = getLogger(["ztna", "relay"]);
 
@@ -122,6 +123,8 @@ export class Relay {
   readonly #config: QuicConfig;
   readonly #packetsPerSecond: number;
   readonly #maxControlBacklog: number;
+  /** Refused requests: debug lines, and a summary at info once a minute. */
+  readonly #refusals = new RefusalLog();
   readonly #controlStallMs: number;
   readonly #nodes = new Set<Node>();
   /** Connectors publishing each service. */
@@ -474,7 +477,7 @@ export class Relay {
     message: string,
     extra: { id?: number; service?: string; session?: string } = {},
   ): Promise<void> {
-    log.info("{name}: {code}: {message}", { name: node.grants.name, code, message });
+    this.#refusals.note(code, node.grants.name, message);
     return this.#post(node, { type: "error", code, message, ...extra });
   }
 
@@ -503,8 +506,14 @@ export class Relay {
     return node.control.send(message).catch(() => {});
   }
 
+  /** Refused requests since the start, by error code. */
+  get refusals(): Readonly<Record<string, number>> {
+    return this.#refusals.totals;
+  }
+
   /** Closes every node connection and the socket. */
   async close(): Promise<void> {
+    this.#refusals.close();
     await this.#endpoint.close();
     this.#config.free();
   }
