@@ -320,7 +320,7 @@ Deno.test("refusals end the commands with exit 1 and a clear message", async () 
       await org.issue("dave", "agent"),
     );
     assert.equal(denied.code, 1);
-    assert.match(denied.stderr, /connector conn-1 refused this agent: access denied/);
+    assert.match(denied.stderr, /connector conn-1 refused this agent: not in the access list/);
 
     const expired = await run(
       agent,

@@ -8,46 +8,22 @@
  */
 import assert from "node:assert/strict";
 import type { SocketAddress } from "../lib/net/address.ts";
-import { MAX_MESSAGE_BYTES, MessageStream } from "../lib/control/message_stream.ts";
+import { MAX_MESSAGE_BYTES } from "../lib/control/message_stream.ts";
 import { type Message, PROTOCOL_VERSION } from "../lib/control/messages.ts";
-import { type NodeIdentity, relayClientConfig, TUNNEL_MTU } from "../lib/node/configs.ts";
+import { TUNNEL_MTU } from "../lib/node/configs.ts";
 import { QuicConfig } from "../lib/quic/config.ts";
 import { RELAY_ALPN } from "../lib/relay/constants.ts";
 import type { Connection } from "../lib/quic/connection.ts";
-import { Endpoint } from "../lib/quic/endpoint.ts";
-import type { CloseReason } from "../lib/quic/errors.ts";
 import { MAX_CLOSE_REASON_BYTES } from "../lib/quic/connection.ts";
-import type { QuicStream } from "../lib/quic/stream.ts";
 import { Relay, RelayCloseCode } from "../lib/relay/relay.ts";
 import { SESSION_ID_BYTES, sessionIdBytes, sessionIdHex } from "../lib/relay/session_id.ts";
 import { waitFor } from "./support/bytes.ts";
+import { HandMadeNode, within } from "./support/hand_made_node.ts";
 import { datagramRoundTrips, streamRoundTrip } from "./support/exchange.ts";
-import {
-  makeTestOrg,
-  nodeIdentity,
-  RELAY_NAME,
-  startNode,
-  stopNode,
-  type TestNode,
-} from "./support/nodes.ts";
+import { makeTestOrg, nodeIdentity, startNode, stopNode, type TestNode } from "./support/nodes.ts";
 
 const LOOPBACK: SocketAddress = { hostname: "127.0.0.1", port: 0 };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** `promise`, or a rejection naming `what` after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A relay, a connector publishing `web` and an agent, both connected; the caller closes it. */
 async function relayWithNodes(label: string, packetsPerSecond?: number) {
@@ -90,85 +66,6 @@ async function relayWithNodes(label: string, packetsPerSecond?: number) {
 async function openWebSession(agent: TestNode): Promise<{ id: string; session: Connection }> {
   const session = await agent.node.openSession("web");
   return { id: session.id, session: session.connection! };
-}
-
-/**
- * A node made by hand: its own endpoint and relay connection, a control stream
- * spoken with MessageStream or written raw.
- */
-class HandMadeNode {
-  readonly endpoint = Endpoint.bind({ address: LOOPBACK });
-  readonly connection: Connection;
-  readonly control: MessageStream;
-  readonly stream: QuicStream;
-  /** DATAGRAMs the relay sent it. */
-  datagramsReceived = 0;
-  readonly #config: QuicConfig;
-  readonly #ownsConfig: boolean;
-
-  private constructor(relay: SocketAddress, id: NodeIdentity, config?: QuicConfig) {
-    this.#config = config ?? relayClientConfig(id);
-    this.#ownsConfig = config === undefined;
-    this.connection = this.endpoint.connect({
-      peer: relay,
-      serverName: RELAY_NAME,
-      config: this.#config,
-    });
-    this.connection.onDatagram(() => this.datagramsReceived++);
-    this.stream = this.connection.openStream();
-    this.control = new MessageStream(this.stream);
-  }
-
-  /** Connects (handshake done, no hello yet), with `config` instead of a node's if given. */
-  static async connect(
-    relay: SocketAddress,
-    id: NodeIdentity,
-    config?: QuicConfig,
-  ): Promise<HandMadeNode> {
-    const node = new HandMadeNode(relay, id, config);
-    await node.connection.established;
-    return node;
-  }
-
-  /** Says hello and returns the relay's welcome. */
-  async hello(role: "agent" | "connector"): Promise<Extract<Message, { type: "welcome" }>> {
-    await this.control.send({ type: "hello", version: PROTOCOL_VERSION, role });
-    const welcome = await this.control.receive();
-    assert.equal(welcome?.type, "welcome", `answer to hello: ${JSON.stringify(welcome)}`);
-    return welcome as Extract<Message, { type: "welcome" }>;
-  }
-
-  /** Writes a raw frame: a 4-byte big-endian length, then `body`. */
-  async sendFrame(body: Uint8Array, length = body.length): Promise<void> {
-    const frame = new Uint8Array(4 + body.length);
-    new DataView(frame.buffer).setUint32(0, length);
-    frame.set(body, 4);
-    await this.stream.write(frame);
-  }
-
-  /** How the relay connection ended; fails after `timeoutMs`. */
-  async closedWithin(timeoutMs = 5_000): Promise<CloseReason> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      return await Promise.race([
-        this.connection.closed,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`the relay did not close the connection in ${timeoutMs} ms`)),
-            timeoutMs,
-          );
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  async close(): Promise<void> {
-    this.connection.close(0, "test done");
-    await this.endpoint.close();
-    if (this.#ownsConfig) this.#config.free();
-  }
 }
 
 /** A relay DATAGRAM: the 8-byte session ID, then `payloadLength` bytes. */
@@ -491,10 +388,21 @@ Deno.test("a connector that never reads its control stream holds up no one: the 
     listen: LOOPBACK,
     ...await nodeIdentity(org, "relay-1", "relay"),
     controlStallMs: 500,
+    // Only the stall ends lazy's pending sessions, not the connector's answer deadline.
+    admissionTimeoutMs: 60_000,
   });
   const handMade: HandMadeNode[] = [];
   const configs: QuicConfig[] = [];
+  // A healthy connector publishes db; it accepts every session.
+  const healthy = startNode(
+    relay.address,
+    await nodeIdentity(org, "conn-1", "connector", ["db"]),
+    "connector",
+    { sessionLimits: { maxSessionsPerAgent: 1_000 } },
+  );
   try {
+    await healthy.link.start();
+    await healthy.link.register("db");
     // A connector whose stream window is 2 KiB and which, once registered, reads nothing more.
     const lazyId = await nodeIdentity(org, "conn-2", "connector", ["web"]);
     const lazyConfig = new QuicConfig({
@@ -512,45 +420,56 @@ Deno.test("a connector that never reads its control stream holds up no one: the 
     await lazy.control.send({ type: "register", id: 1, service: "web" });
     assert.equal((await lazy.control.receive())?.type, "registered");
 
-    // An agent asks for sessions to it, one every 10 ms, reading each answer: each is announced
-    // to lazy, whose stream is full after about ten.
+    // An agent asks, every 10 ms, for a session to web (announced to lazy, whose stream is
+    // full after about fifteen) and one to db, whose answer must come at once each time.
     const bob = await HandMadeNode.connect(relay.address, await nodeIdentity(org, "bob", "agent"));
     handMade.push(bob);
     await bob.hello("agent");
-    const answers: string[] = [];
+    const webAnswers = new Map<number, string>();
+    let dbAnswered = 0;
     const started = performance.now();
-    for (let id = 1; id <= 150; id++) {
-      await bob.control.send({ type: "open-session", id, service: "web" });
-      // Never waiting on lazy: each answer within a second.
-      const next = () => within(bob.control.receive(), 1_000, `the answer to request ${id}`);
-      let answer = await next();
-      // Sessions of the dropped connector end: the relay says so.
-      while (answer?.type === "close-session") answer = await next();
-      assert.equal(
-        answer?.type === "session" || answer?.type === "error" ? answer.id : -1,
-        id,
-        JSON.stringify(answer),
-      );
-      answers.push(answer?.type === "error" ? answer.code : answer!.type);
+    for (let round = 1; round <= 100; round++) {
+      const web = 2 * round;
+      const db = web + 1;
+      await bob.control.send({ type: "open-session", id: web, service: "web" });
+      await bob.control.send({ type: "open-session", id: db, service: "db" });
+      for (;;) {
+        const answer = await within(bob.control.receive(), 1_000, `the answer to request ${db}`);
+        if (answer?.type === "session" && answer.id === db) break;
+        // Answers for web (once lazy is dropped), and closes of db sessions nobody handshakes.
+        if (answer?.type === "error" && answer.id !== undefined) {
+          webAnswers.set(answer.id, answer.code);
+        } else if (answer?.type !== "close-session") {
+          assert.fail(`unexpected ${JSON.stringify(answer)}`);
+        }
+      }
+      dbAnswered++;
       await sleep(10);
     }
     const took = performance.now() - started;
-    // Every request was answered at once, never waiting on lazy: sessions until lazy was
-    // dropped, then unknown-service (no connector publishes web any more).
-    assert.ok(took < 150 * 10 + 2_000, `150 requests took ${took.toFixed(0)} ms`);
-    const sessions = answers.filter((a) => a === "session").length;
-    assert.ok(sessions >= 20, `${sessions} sessions before lazy was dropped`);
-    assert.deepEqual(answers.slice(sessions), Array(150 - sessions).fill("unknown-service"));
+    assert.equal(dbAnswered, 100);
+    assert.ok(took < 100 * 10 + 2_000, `100 rounds took ${took.toFixed(0)} ms`);
     const close = await lazy.closedWithin(1_000);
     assert.deepEqual(
       { by: close.by, code: close.code, reason: close.reason },
       { by: "peer", code: RelayCloseCode.Protocol, reason: "control stream not read" },
     );
     assert.equal(relay.stats.nodesNotReading, 1);
+    // Every web request was answered: the pending ones `unavailable` when lazy was dropped,
+    // later ones `unknown-service`; none was ever accepted.
+    await waitFor(() => webAnswers.size === 100, `answers to all 100 web requests`);
+    const codes = [...webAnswers.values()];
+    const unavailable = codes.filter((code) => code === "unavailable").length;
+    assert.ok(unavailable >= 10, `${unavailable} pending when lazy was dropped`);
+    assert.deepEqual(
+      codes.filter((code) => code !== "unavailable"),
+      Array(100 - unavailable).fill("unknown-service"),
+    );
     assert.equal(bob.connection.isClosed, false, "the agent that reads stays");
   } finally {
     for (const node of handMade) await node.close();
     for (const config of configs) config.free();
+    await stopNode(healthy);
     await relay.close();
     await org.cleanup();
   }
@@ -590,10 +509,16 @@ Deno.test("refused requests cost debug lines and one summary, not an info line e
     for (let id = 1; id <= refused; id++) {
       await node.control.send({ type: "open-session", id, service: "nothing" });
     }
+    const codes: Record<string, number> = {};
     for (let id = 1; id <= refused; id++) {
       const answer: Message | null = await node.control.receive();
-      assert.equal(answer?.type === "error" && answer.code, "unknown-service");
+      const code = answer?.type === "error" ? answer.code : `not an error: ${answer?.type}`;
+      codes[code] = (codes[code] ?? 0) + 1;
     }
+    // The first 200 (the burst of 50 requests/s) are looked at, the rest refused unread.
+    const looked = codes["unknown-service"];
+    assert.ok(looked >= 200 && looked < 260, `${looked} requests answered unknown-service`);
+    assert.deepEqual(codes, { "unknown-service": looked, "rate-limited": refused - looked });
     await sleep(200);
     const logged = stderr.slice(before);
     // At info level: the node's connection, not 2,000 refusals (the summary comes once a minute).
@@ -607,5 +532,5 @@ Deno.test("refused requests cost debug lines and one summary, not an info line e
     await org.cleanup();
   }
   // On stopping, the relay logs the summary of what it refused.
-  assert.match(stderr, /refused in the last 60 s: unknown-service 2000/);
+  assert.match(stderr, /refused in the last 60 s: unknown-service \d+, rate-limited \d+/);
 });

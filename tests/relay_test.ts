@@ -140,6 +140,8 @@ Deno.test(
       await agent.link.start();
       await connector.link.register("web");
       const session = await openSession(agent, "web");
+      const [before] = agent.node.sessions.values();
+      const firstId = before.id;
       const transfer = streamRoundTrip(session, 8 << 20);
       await new Promise((resolve) => setTimeout(resolve, 150));
       await relay.close();
@@ -153,6 +155,13 @@ Deno.test(
         "both nodes reconnected",
       );
       assert.equal(session.isClosed, false);
+      // The new relay chose a new ID; both ends continue the same session under it.
+      await waitFor(() => relay.sessionSnapshots().length === 1, "the session at the new relay");
+      const id = relay.sessionSnapshots()[0].id;
+      assert.notEqual(id, firstId);
+      assert.deepEqual(agent.node.sessions.values().map((s) => s.id), [id]);
+      assert.deepEqual(connector.node.sessions.values().map((s) => s.id), [id]);
+      assert.equal(agent.node.sessions.values()[0], before, "the same session object");
     } finally {
       for (const node of nodes) await stopNode(node);
       await relay.close();

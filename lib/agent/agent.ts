@@ -3,7 +3,8 @@
  * each IP packet as a DATAGRAM of that service's end-to-end session, which
  * starts on the relay and goes direct when the NATs allow; replies are written
  * back to the TUN. A session that ends (its connector restarted, say) is
- * re-opened with backoff.
+ * re-opened with backoff; meanwhile packets to its service are answered with
+ * a RST or an ICMP unreachable, so connections fail fast instead of hanging.
  */
 import { getLogger } from "@logtape/logtape";
 import { parseIp } from "../packet/mod.ts";
@@ -16,6 +17,7 @@ import { FatalRelayError, RelayRequestError } from "../node/relay_link.ts";
 import { isAccessDenied, type Session } from "../session/session.ts";
 import type { NodeStatus } from "../admin/node_status.ts";
 import { TunDevice } from "../tun/mod.ts";
+import { unreachableReply } from "./unreachable.ts";
 
 const log = getLogger(["ztna", "agent"]);
 
@@ -42,13 +44,32 @@ export interface AgentOptions {
 export interface AgentStats {
   packetsToSessions: number;
   packetsFromSessions: number;
-  /** Packets for no service IP, or dropped because the session's queue was full or it was down. */
+  /** Packets for no service IP, or dropped because the session's queue was full. */
   dropped: number;
+  /** Packets to a service with no live session, answered with a RST or ICMP unreachable. */
+  answeredUnreachable: number;
 }
+
+/** Re-opening a session: 250 ms doubling up to 1 s while the connector may be coming back... */
+const REOPEN_BACKOFF_MS = 1_000;
+/** ...and up to 5 s while a limit refuses it. */
+const REOPEN_LIMITED_BACKOFF_MS = 5_000;
+/** Refusals a later attempt may not meet. */
+const RETRYABLE_CODES: readonly string[] = [
+  "unknown-service",
+  "unavailable",
+  "limit-reached",
+  "rate-limited",
+];
 
 /** A running agent. */
 export class Agent {
-  readonly stats: AgentStats = { packetsToSessions: 0, packetsFromSessions: 0, dropped: 0 };
+  readonly stats: AgentStats = {
+    packetsToSessions: 0,
+    packetsFromSessions: 0,
+    dropped: 0,
+    answeredUnreachable: 0,
+  };
   readonly node: Node;
   readonly #tun: TunDevice;
   readonly #services: AgentService[];
@@ -122,11 +143,7 @@ export class Agent {
     const connection = session.connection!;
     connection.onDatagram((packet) => {
       this.stats.packetsFromSessions++;
-      try {
-        this.#tun.write(packet);
-      } catch (error) {
-        log.debug("TUN write failed: {error}", { error: String(error) });
-      }
+      this.#write(packet);
     });
     this.#sessions.set(key, session);
     log.info("session to {service} ({ip}) through {connector} is up", {
@@ -153,8 +170,10 @@ export class Agent {
   }
 
   async #reopen(service: AgentService): Promise<void> {
+    let cap = REOPEN_BACKOFF_MS;
     for (let attempt = 0; !this.#closing; attempt++) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** attempt)));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(cap, 250 * 2 ** attempt)));
+      if (this.#closing) return;
       try {
         await this.#openSession(service);
         return;
@@ -163,7 +182,11 @@ export class Agent {
           service: service.name,
           error: String(error),
         });
-        const retryable = error instanceof RelayRequestError && error.code === "unknown-service";
+        const code = error instanceof RelayRequestError ? error.code : undefined;
+        cap = code === "limit-reached" || code === "rate-limited"
+          ? REOPEN_LIMITED_BACKOFF_MS
+          : REOPEN_BACKOFF_MS;
+        const retryable = code !== undefined && RETRYABLE_CODES.includes(code);
         if (error instanceof FatalRelayError && !retryable) {
           log.error("giving up on {service}: {error}", {
             service: service.name,
@@ -180,10 +203,33 @@ export class Agent {
     const session = typeof ip === "string"
       ? undefined
       : this.#sessions.get(formatIpAddress(ip.dst));
-    if (session?.connection?.sendDatagram(packet)) {
+    if (session === undefined || typeof ip === "string") {
+      this.stats.dropped++;
+      return;
+    }
+    const connection = session?.connection;
+    if (!connection || connection.isClosed) {
+      const reply = unreachableReply(packet, ip);
+      if (reply) {
+        this.stats.answeredUnreachable++;
+        this.#write(reply);
+      } else {
+        this.stats.dropped++;
+      }
+      return;
+    }
+    if (connection.sendDatagram(packet)) {
       this.stats.packetsToSessions++;
     } else {
       this.stats.dropped++;
+    }
+  }
+
+  #write(packet: Uint8Array): void {
+    try {
+      this.#tun.write(packet);
+    } catch (error) {
+      log.debug("TUN write failed: {error}", { error: String(error) });
     }
   }
 

@@ -12,9 +12,11 @@ import type { Connection } from "../quic/connection.ts";
 import type { NodeIdentity } from "../node/configs.ts";
 import { Node } from "../node/node.ts";
 import type { Session } from "../session/session.ts";
+import type { SessionTableLimits } from "../session/session_table.ts";
 import type { NodeStatus } from "../admin/node_status.ts";
 import { readGrants } from "../pki/grants.ts";
 import { type TcpHandler, Terminator } from "./terminator.ts";
+import { RefusalLog } from "../events/refusal_log.ts";
 
 const log = getLogger(["ztna", "connector"]);
 
@@ -35,6 +37,8 @@ export interface ConnectorOptions {
   bind?: SocketAddress;
   /** Offer agents no direct path. */
   relayOnly?: boolean;
+  /** Bounds on sessions (in all, per agent). */
+  sessionLimits?: SessionTableLimits;
 }
 
 /** A running connector. */
@@ -45,6 +49,8 @@ export class Connector {
   readonly #options: ConnectorOptions;
   readonly #targets: Map<number, SocketAddress>;
   readonly #terminators = new Set<Terminator>();
+  /** Refused agents: debug lines, and a summary at info once a minute. */
+  readonly #refusals = new RefusalLog(["ztna", "connector"]);
 
   private constructor(options: ConnectorOptions) {
     this.#options = options;
@@ -56,6 +62,8 @@ export class Connector {
       role: "connector",
       bind: options.bind,
       relayOnly: options.relayOnly,
+      sessionLimits: options.sessionLimits,
+      acceptAgent: (agent) => this.#acceptAgent(agent),
       admit: (connection, session) => this.#decide(connection, session),
       onAdmitted: (session, connection) => this.#serve(session, connection),
     });
@@ -98,7 +106,19 @@ export class Connector {
     return this.node.status([this.#options.service]);
   }
 
-  /** The access decision: null admits, a reason refuses. */
+  /** The access list, applied when the relay announces a session: null accepts, a reason refuses. */
+  #acceptAgent(agent: string): string | null {
+    const allow = this.#options.allow;
+    if (allow.includes("*") || allow.includes(agent)) return null;
+    this.denied++;
+    this.#refusals.note("access-denied", agent, "not in the access list");
+    return "not in the access list";
+  }
+
+  /**
+   * The check once the handshake completed: the certificate must be the
+   * agent the relay announced (and still be allowed). Null admits.
+   */
   #decide(connection: Connection, session: Session | undefined): string | null {
     const grants = readGrants(connection.peerCertificate!);
     const allow = this.#options.allow;
@@ -136,6 +156,7 @@ export class Connector {
 
   /** Closes sessions, the relay link and the socket. */
   async close(): Promise<void> {
+    this.#refusals.close();
     for (const terminator of this.#terminators) terminator.close();
     await this.node.close();
   }

@@ -9,7 +9,7 @@ import { ProtocolError } from "./protocol_error.ts";
 export { ProtocolError };
 
 /** The protocol version this build speaks. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** Roles a node's certificate grants (URI SAN `ztna:role:<role>`). */
 export type Role = "relay" | "connector" | "agent";
@@ -21,7 +21,10 @@ export type ErrorCode =
   | "forbidden"
   | "unknown-service"
   | "unknown-session"
-  | "rate-limited";
+  | "rate-limited"
+  | "access-denied"
+  | "limit-reached"
+  | "unavailable";
 
 /** Every control message this build knows. */
 export type Message =
@@ -34,23 +37,39 @@ export type Message =
     type: "open-session";
     id: number;
     service: string;
-    /** A session ID to keep, when an agent re-opens its session after losing the relay. */
+    /** The ID of a live session to continue, when an agent re-opens it after the relay lost it. */
     resume?: string;
   }
   | {
     type: "session";
     /** The `open-session` request this answers (absent in the announcement to the connector). */
     id?: number;
+    /** The ID the relay chose; it prefixes the session's relay DATAGRAMs. */
     session: string;
     service: string;
     /** The other end's node name. */
     peer: string;
-    /** The other end's address as the relay observes it. */
-    peerObserved: string;
     /** Which end of the session this node is: the agent is the QUIC client. */
     side: "agent" | "connector";
+    /**
+     * To the connector: the session the agent asks to continue under the new
+     * ID. To the agent: present only if the connector continued that session.
+     */
+    resumes?: string;
   }
-  | { type: "peer-address"; session: string; observed: string }
+  | {
+    type: "accept-session";
+    session: string;
+    /** The session the connector continues under this ID, if it did. */
+    resumes?: string;
+  }
+  | {
+    type: "refuse-session";
+    session: string;
+    code: Extract<ErrorCode, "access-denied" | "limit-reached">;
+    message: string;
+  }
+  | { type: "peer-moved"; session: string }
   | { type: "close-session"; session: string; reason: string }
   | {
     type: "error";
@@ -75,7 +94,11 @@ const ERROR_CODES: readonly string[] = [
   "unknown-service",
   "unknown-session",
   "rate-limited",
+  "access-denied",
+  "limit-reached",
+  "unavailable",
 ];
+const REFUSAL_CODES: readonly string[] = ["access-denied", "limit-reached"];
 /** Longest address text (`[v6]:port` is at most 47 characters). */
 const MAX_ADDRESS_TEXT = 64;
 /** Longest free text (reasons, error messages). */
@@ -102,6 +125,13 @@ function text(object: Record<string, unknown>, name: string, max: number): void 
   field(object, name, "string");
   if ((object[name] as string).length > max) {
     throw new ProtocolError(`"${object.type}" message has a "${name}" over ${max} characters`);
+  }
+}
+
+function optionalSessionId(object: Record<string, unknown>, name: string): void {
+  const value = object[name];
+  if (value !== undefined && (typeof value !== "string" || !isSessionId(value))) {
+    throw new ProtocolError(`"${object.type}" message has an invalid "${name}" session ID`);
   }
 }
 
@@ -161,23 +191,32 @@ export function parseMessage(value: unknown): Message | undefined {
     case "open-session":
       requestId(m, true);
       service();
-      if (m.resume !== undefined && (typeof m.resume !== "string" || !isSessionId(m.resume))) {
-        throw new ProtocolError(`invalid session ID to resume ${JSON.stringify(m.resume)}`);
-      }
+      optionalSessionId(m, "resume");
       break;
     case "session":
       requestId(m, false);
       session();
       service();
       text(m, "peer", MAX_TEXT);
-      text(m, "peerObserved", MAX_ADDRESS_TEXT);
       if (m.side !== "agent" && m.side !== "connector") {
         throw new ProtocolError(`invalid session side ${JSON.stringify(m.side)}`);
       }
+      optionalSessionId(m, "resumes");
       break;
-    case "peer-address":
+    case "accept-session":
       session();
-      text(m, "observed", MAX_ADDRESS_TEXT);
+      optionalSessionId(m, "resumes");
+      break;
+    case "refuse-session":
+      session();
+      field(m, "code", "string");
+      text(m, "message", MAX_TEXT);
+      if (!REFUSAL_CODES.includes(m.code as string)) {
+        throw new ProtocolError(`invalid refusal code ${JSON.stringify(m.code)}`);
+      }
+      break;
+    case "peer-moved":
+      session();
       break;
     case "close-session":
       session();

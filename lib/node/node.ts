@@ -14,9 +14,9 @@ import { Endpoint } from "../quic/endpoint.ts";
 import { serviceServerName } from "../pki/grants.ts";
 import type { InterfaceAddress, LocalFacts } from "../session/candidates.ts";
 import type { Session } from "../session/session.ts";
-import { DEFAULT_MAX_SESSIONS, SessionTable } from "../session/session_table.ts";
+import { SessionTable, type SessionTableLimits } from "../session/session_table.ts";
 import { type NodeIdentity, relayClientConfig, sessionConfig } from "./configs.ts";
-import { RelayLink, RelayRequestError } from "./relay_link.ts";
+import { RelayLink, RelayRequestError, type SessionAssignment } from "./relay_link.ts";
 import { SESSION_ACCESS_DENIED } from "../relay/constants.ts";
 import type { NodeStatus } from "../admin/node_status.ts";
 import { checkNat, type NatCheckResult } from "../natcheck/mod.ts";
@@ -43,13 +43,19 @@ export interface NodeOptions {
   bind?: SocketAddress;
   /** Interfaces whose addresses are never candidates (the agent's TUN). */
   excludeInterfaces?: string[];
-  /** Bound on sessions (default 4096). */
-  maxSessions?: number;
+  /** Bounds on sessions (see SessionTableLimits). */
+  sessionLimits?: SessionTableLimits;
   /** Keep every session on the relay: no punching, no direct path. */
   relayOnly?: boolean;
   /**
-   * Connector: decides on an agent's session once its handshake completed;
-   * returns a refusal reason, or null to admit. Default: admit.
+   * Connector: decides on the agent of a session the relay announces, before
+   * any handshake; returns a refusal reason, or null to accept. Default: accept.
+   */
+  acceptAgent?: (agent: string, service: string) => string | null;
+  /**
+   * Connector: decides on an agent's session once its handshake completed
+   * (the certificate must be the announced agent's); returns a refusal
+   * reason, or null to admit. Default: admit.
    */
   admit?: (connection: Connection, session: Session | undefined) => string | null;
   /** Connector: called for each admitted session. */
@@ -123,7 +129,7 @@ export class Node {
       localFacts: () => this.localFacts(),
       relayOnly: options.relayOnly ?? false,
       localNat: () => this.natSummary,
-    }, options.maxSessions ?? DEFAULT_MAX_SESSIONS);
+    }, options.sessionLimits);
     let observed = "";
     this.link.onObserved((address) => {
       this.sessions.localChanged();
@@ -132,7 +138,7 @@ export class Node {
       observed = address;
     });
     if (options.role === "connector") {
-      this.link.onSession((assignment) => this.sessions.announce(assignment));
+      this.link.onSession((assignment) => this.#announced(assignment));
     }
     this.link.onSessionClosed(({ session, reason }) => this.#relayEnded(session, reason));
     this.link.onReconnected(() => {
@@ -282,6 +288,8 @@ export class Node {
     this.#natAbort.abort();
     await this.#natRunning;
     this.sessions.close(`${this.#options.role} shutting down`);
+    // Let the sessions' CONNECTION_CLOSE leave through the relay before its connection closes.
+    await new Promise((resolve) => setTimeout(resolve, 0));
     this.link.close();
     await this.endpoint.close();
     this.#configs.relay.free();
@@ -299,6 +307,36 @@ export class Node {
     this.#interfaces = now;
     this.sessions.localChanged();
     this.#planNatCheck();
+  }
+
+  /**
+   * Connector: the relay announced a session. The access list decides before
+   * the agent learns anything of us; then the session table (continuing a
+   * session the agent re-opened, or a new one within the limits).
+   */
+  #announced(assignment: SessionAssignment): void {
+    const denied = this.#options.acceptAgent?.(assignment.peer, assignment.service) ?? null;
+    if (denied !== null) {
+      this.link.refuseSession(assignment.session, "access-denied", denied);
+      return;
+    }
+    const verdict = this.sessions.announce(assignment);
+    if ("refused" in verdict) {
+      log.warn("refused a session from {agent}: {why}", {
+        agent: assignment.peer,
+        why: verdict.refused,
+      });
+      this.link.refuseSession(assignment.session, "limit-reached", verdict.refused);
+      return;
+    }
+    if (verdict.resumed) {
+      log.info("session {id} from {agent} continues as {session}", {
+        id: assignment.resumes,
+        agent: assignment.peer,
+        session: assignment.session,
+      });
+    }
+    this.link.acceptSession(assignment.session, verdict.resumed ? assignment.resumes : undefined);
   }
 
   /** Connector: an agent's session completed its handshake on our socket. */
@@ -319,19 +357,31 @@ export class Node {
     this.#options.onAdmitted?.(session, connection);
   }
 
-  /** The relay ended a session: stop sending through it; an agent tries to get it back. */
+  /**
+   * The relay ended a session (its other end left, or closed it). An agent
+   * on the relay path has no way to the connector left: it ends the session at
+   * once (the agent opens a new one). A direct session lives on; an agent
+   * asks the connector to continue it at the relay as soon as it can.
+   */
   #relayEnded(id: string, reason: string): void {
     const session = this.sessions.get(id);
     if (!session) return;
     log.info("the relay ended session {id} ({reason})", { id, reason });
+    if (session.role === "agent" && !session.isDirect) {
+      session.close(`the relay ended it: ${reason}`);
+      return;
+    }
     session.relayPath.attached = false;
     this.#resume(session);
   }
 
   /**
-   * Agent: re-opens a live session at the relay under its old ID, so the QUIC
-   * session inside keeps its relay path. The connector may still be
-   * reconnecting, so an unknown service is retried for a while.
+   * Agent: re-opens a live session at the relay, asking the connector to
+   * continue it under the new ID the relay chose, so the QUIC session inside
+   * keeps its relay path. A connector that no longer has it (it restarted)
+   * starts afresh: the old session ends at once and the agent opens a new
+   * one. The connector may still be reconnecting, so an unknown service is
+   * retried for a while.
    */
   async #resume(session: Session): Promise<void> {
     if (session.role !== "agent") return;
@@ -339,9 +389,20 @@ export class Node {
     while (!this.#closing && !session.isClosed && Date.now() < deadline) {
       try {
         const assignment = await this.link.openSession(session.service, session.id);
-        if (assignment.session !== session.id) this.sessions.rename(session, assignment.session);
+        if (session.isClosed || assignment.resumes !== session.id) {
+          this.link.closeSession(assignment.session, "not continued");
+          log.info("session {id} to {service}: the connector no longer has it; ending it", {
+            id: session.id,
+            service: session.service,
+          });
+          session.close("the connector no longer has this session");
+          return;
+        }
+        const old = session.id;
+        this.sessions.rename(session, assignment.session);
         session.relayPath.attached = true;
-        log.info("session {id} to {service} resumed at the relay", {
+        log.info("session {old} to {service} continues at the relay as {id}", {
+          old,
           id: session.id,
           service: session.service,
         });

@@ -12,7 +12,7 @@ import { formatAddress, type SocketAddress } from "../net/address.ts";
 import type { QuicConfig } from "../quic/config.ts";
 import type { Connection } from "../quic/connection.ts";
 import type { Endpoint } from "../quic/endpoint.ts";
-import { ConnectionClosedError, describeClose } from "../quic/errors.ts";
+import { type CloseReason, ConnectionClosedError, describeClose } from "../quic/errors.ts";
 import { Listeners, type Unsubscribe } from "../events/listeners.ts";
 import { MessageStream } from "../control/message_stream.ts";
 import {
@@ -32,6 +32,8 @@ export type SessionAssignment = Extract<Message, { type: "session" }>;
 
 /** Backoff between reconnection attempts: 250 ms doubling up to this cap. */
 const MAX_BACKOFF_MS = 5_000;
+/** Pause before reconnecting after a newer connection of this identity replaced ours. */
+const REPLACED_BACKOFF_MS = 30_000;
 /** How long one attempt waits for the relay's handshake. */
 const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** How long a request waits for its answer. */
@@ -113,7 +115,7 @@ export class RelayLink {
     observed: new Listeners<string>(),
     session: new Listeners<SessionAssignment>(),
     sessionClosed: new Listeners<{ session: string; reason: string }>(),
-    peerAddress: new Listeners<{ session: string; observed: string }>(),
+    peerMoved: new Listeners<string>(),
     datagram: new Listeners<Uint8Array>(),
     disconnected: new Listeners<string>(),
     reconnected: new Listeners<void>(),
@@ -138,9 +140,9 @@ export class RelayLink {
     return this.#events.sessionClosed.add(listener);
   }
 
-  /** Calls `listener` when the relay observes a new address for a session's other end. */
-  onPeerAddress(listener: (event: { session: string; observed: string }) => void): Unsubscribe {
-    return this.#events.peerAddress.add(listener);
+  /** Calls `listener` with a session's ID when the relay observes a new address for its other end. */
+  onPeerMoved(listener: (session: string) => void): Unsubscribe {
+    return this.#events.peerMoved.add(listener);
   }
 
   /** Calls `listener` with each DATAGRAM the relay sends (valid only during the call). */
@@ -176,8 +178,10 @@ export class RelayLink {
   }
 
   /**
-   * Asks for a session to a service (agents); rejects with RelayRequestError
-   * (e.g. `unknown-service`), RelayLinkLostError or a timeout.
+   * Asks for a session to a service (agents), or to continue session `resume`
+   * under a new ID; rejects with RelayRequestError (`unknown-service`,
+   * `access-denied`, ...), RelayLinkLostError or a timeout. The answer's
+   * `resumes` is set only if the connector continued `resume`.
    */
   async openSession(service: string, resume?: string): Promise<SessionAssignment> {
     await this.#connected;
@@ -190,7 +194,22 @@ export class RelayLink {
 
   /** Tells the relay a session ended (best effort). */
   closeSession(session: string, reason: string): void {
-    void this.#control?.send({ type: "close-session", session, reason }).catch(() => {});
+    this.#tell({ type: "close-session", session, reason });
+  }
+
+  /** Connector: accepts an announced session (continuing session `resumes`, if set). */
+  acceptSession(session: string, resumes?: string): void {
+    this.#tell({ type: "accept-session", session, ...(resumes ? { resumes } : {}) });
+  }
+
+  /** Connector: refuses an announced session; the agent hears `code` at once. */
+  refuseSession(session: string, code: "access-denied" | "limit-reached", message: string): void {
+    this.#tell({ type: "refuse-session", session, code, message });
+  }
+
+  /** Sends a message that is no request (best effort: lost with the link). */
+  #tell(message: Message): void {
+    void this.#control?.send(message).catch(() => {});
   }
 
   /**
@@ -313,7 +332,7 @@ export class RelayLink {
       observed: welcome.observed,
     });
     void this.#readControl(connection, control);
-    connection.closed.then((reason) => this.#lost(connection, describeClose(reason)));
+    connection.closed.then((reason) => this.#lost(connection, reason));
   }
 
   /** The error for a relay connection that ended before the welcome: fatal if the relay refused us. */
@@ -362,8 +381,8 @@ export class RelayLink {
       case "close-session":
         this.#events.sessionClosed.emit({ session: message.session, reason: message.reason });
         return;
-      case "peer-address":
-        this.#events.peerAddress.emit({ session: message.session, observed: message.observed });
+      case "peer-moved":
+        this.#events.peerMoved.emit(message.session);
         return;
       case "error":
         if (message.id !== undefined && this.#pending.has(message.id)) {
@@ -386,15 +405,31 @@ export class RelayLink {
     return true;
   }
 
-  /** The relay connection ended: fail what waits, reconnect (unless closing) and restore services. */
-  #lost(connection: Connection, reason: string): void {
+  /**
+   * The relay connection ended: fail what waits, reconnect (unless closing)
+   * and restore services. A connection the relay replaced with a newer one of
+   * this identity means another node holds our certificate: say so, and wait
+   * longer before taking the identity back.
+   */
+  #lost(connection: Connection, close: CloseReason): void {
     if (this.#connection !== connection || this.#closing) return;
+    const reason = describeClose(close);
     this.#connection = null;
     this.#control = null;
     this.#failAll(new RelayLinkLostError(`lost the relay (${reason})`));
-    log.warn("lost the relay ({reason}); reconnecting", { reason });
+    const replaced = close.by === "peer" && close.isApplication &&
+      close.code === RelayCloseCode.Replaced;
+    if (replaced) {
+      log.error(
+        "the relay took a newer connection of this identity: another node uses this " +
+          "certificate (each node needs its own); reconnecting in {seconds} s",
+        { seconds: REPLACED_BACKOFF_MS / 1000 },
+      );
+    } else {
+      log.warn("lost the relay ({reason}); reconnecting", { reason });
+    }
     this.#events.disconnected.emit(reason);
-    this.#connected = this.#establish(true);
+    this.#connected = this.#establish(true, replaced ? REPLACED_BACKOFF_MS : 0);
     this.#connected.catch(() => {});
   }
 
@@ -402,10 +437,12 @@ export class RelayLink {
    * Connects, retrying transient failures with capped exponential backoff (and
    * jitter); after a loss, registers the services again.
    */
-  async #establish(afterLoss: boolean): Promise<void> {
+  async #establish(afterLoss: boolean, firstPauseMs = 0): Promise<void> {
     for (let attempt = 0; !this.#closing; attempt++) {
       if (afterLoss || attempt > 0) {
-        const backoff = Math.min(MAX_BACKOFF_MS, 250 * 2 ** attempt) * (0.8 + Math.random() * 0.4);
+        const backoff = attempt === 0 && firstPauseMs > 0
+          ? firstPauseMs
+          : Math.min(MAX_BACKOFF_MS, 250 * 2 ** attempt) * (0.8 + Math.random() * 0.4);
         await new Promise((resolve) => setTimeout(resolve, backoff));
         if (this.#closing) return;
       }

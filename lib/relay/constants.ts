@@ -14,6 +14,6 @@ export const RELAY_IDLE_TIMEOUT_MS = 30_000;
  */
 export const RELAY_MAX_UDP_PAYLOAD = 1350;
 /** Application close codes of relay connections. */
-export const RelayCloseCode = { Protocol: 1, Forbidden: 2, Replaced: 3 } as const;
+export const RelayCloseCode = { Protocol: 1, Forbidden: 2, Replaced: 3, Busy: 4 } as const;
 /** Application close code of a session whose signalling broke the protocol. */
 export const SESSION_PROTOCOL_ERROR = 0x400;

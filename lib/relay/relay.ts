@@ -2,16 +2,17 @@
  * The relay: nodes (connectors and agents) dial out to it over QUIC with
  * mutual TLS. It tells each node the address it observes (QUIC address
  * discovery), lets connectors register the services their certificates grant,
- * matches an agent's session request with a connector, and forwards the
- * session's packets between the two as opaque DATAGRAMs. It never reads them,
- * and forwards nothing for an unauthenticated or unmatched node.
+ * and brokers sessions (see SessionBroker): it forwards a session's packets
+ * between agent and connector as opaque DATAGRAMs once the connector accepted
+ * it, never reads them, and forwards nothing for an unauthenticated or
+ * unmatched node. Each identity holds one connection; every table is bounded.
  */
 import { getLogger } from "@logtape/logtape";
 import { formatAddress, type SocketAddress } from "../net/address.ts";
 import { QuicConfig } from "../quic/config.ts";
 import type { Connection } from "../quic/connection.ts";
 import { Endpoint } from "../quic/endpoint.ts";
-import { type Grants, readGrants } from "../pki/grants.ts";
+import { readGrants } from "../pki/grants.ts";
 import { MessageStream } from "../control/message_stream.ts";
 import { type Message, PROTOCOL_VERSION } from "../control/messages.ts";
 import {
@@ -20,9 +21,18 @@ import {
   RELAY_MAX_UDP_PAYLOAD,
   RelayCloseCode,
 } from "./constants.ts";
-import { SESSION_ID_BYTES, sessionIdBytes, sessionIdHex } from "./session_id.ts";
 import { TokenBucket } from "./token_bucket.ts";
-import { RefusalLog } from "./refusal_log.ts";
+import type { RelayNode } from "./relay_node.ts";
+import {
+  ADMISSION_TIMEOUT_MS,
+  type BrokerStats,
+  MAX_SESSIONS,
+  MAX_SESSIONS_PER_AGENT,
+  SessionBroker,
+  type SessionCounters,
+  type SessionSnapshot,
+} from "./session_broker.ts";
+import { RefusalLog } from "../events/refusal_log.ts";
 
 const log = getLogger(["ztna", "relay"]);
 
@@ -30,9 +40,14 @@ const log = getLogger(["ztna", "relay"]);
 export const MAX_CONTROL_BACKLOG = 1 << 20;
 /** Default time a node may leave its control stream unread while messages wait for it. */
 export const CONTROL_STALL_MS = 10_000;
+/** Default bound on connected nodes (each identity holds at most one connection). */
+export const MAX_NODES = 10_000;
+/** Default rate of a node's requests (`register`, `open-session`) per second; the burst is 4 s worth. */
+export const REQUESTS_PER_SECOND = 50;
 /** How long a node has to say hello after its handshake. */
 const HELLO_TIMEOUT_MS = 5_000;
 export { RelayCloseCode };
+export type { SessionCounters, SessionSnapshot };
 
 /** Options of a relay. */
 export interface RelayOptions {
@@ -49,74 +64,41 @@ export interface RelayOptions {
   maxControlBacklog?: number;
   /** How long a node may leave its control stream unread, with messages waiting (default 10 s). */
   controlStallMs?: number;
+  /** Connected nodes at most (default 10,000); more are refused until some leave. */
+  maxNodes?: number;
+  /** Live sessions at most (default 100,000). */
+  maxSessions?: number;
+  /** Live sessions of one agent at most (default 256). */
+  maxSessionsPerAgent?: number;
+  /** How long a connector has to accept or refuse a session (default 5 s). */
+  admissionTimeoutMs?: number;
+  /** A node's requests per second (default 50, burst 200); more are answered `rate-limited`. */
+  requestsPerSecond?: number;
 }
 
 /** Counters of a relay. */
-export interface RelayStats {
+export interface RelayStats extends BrokerStats {
   nodesConnected: number;
   nodesRefused: number;
-  sessionsOpened: number;
-  datagramsForwarded: number;
-  bytesForwarded: number;
-  /** DATAGRAMs dropped: unknown session, sender not in it, peer gone, or rate limited. */
-  droppedNoSession: number;
-  droppedRateLimited: number;
-  droppedPeerQueueFull: number;
+  /** Connections closed because a newer one of the same identity arrived. */
+  nodesReplaced: number;
+  /** Connections refused because the relay held `maxNodes`. */
+  nodesRefusedFull: number;
   /** Nodes disconnected because they left their control stream unread. */
   nodesNotReading: number;
-}
-
-/** A connected, authenticated node. */
-interface Node {
-  connection: Connection;
-  grants: Grants;
-  control: MessageStream;
-  observed: string;
-  services: Set<string>;
-  sessions: Set<string>;
-  bucket: TokenBucket;
-}
-
-/** One agent-connector pair. */
-interface Session {
-  id: string;
-  idBytes: Uint8Array;
-  service: string;
-  agent: Node;
-  connector: Node;
-  counters: SessionCounters;
-}
-
-/** What the relay forwarded for one session. */
-export interface SessionCounters {
-  /** DATAGRAMs forwarded from the agent to the connector, and their bytes. */
-  agentToConnector: number;
-  agentToConnectorBytes: number;
-  /** DATAGRAMs forwarded from the connector to the agent, and their bytes. */
-  connectorToAgent: number;
-  connectorToAgentBytes: number;
-}
-
-/** A live session as the relay sees it. */
-export interface SessionSnapshot extends SessionCounters {
-  id: string;
-  service: string;
-  agent: string;
-  connector: string;
 }
 
 /** A running relay. */
 export class Relay {
   /** Counters. */
-  readonly stats: RelayStats = {
+  get stats(): Readonly<RelayStats> {
+    return { ...this.#stats, ...this.#broker.stats };
+  }
+  readonly #stats = {
     nodesConnected: 0,
     nodesRefused: 0,
-    sessionsOpened: 0,
-    datagramsForwarded: 0,
-    bytesForwarded: 0,
-    droppedNoSession: 0,
-    droppedRateLimited: 0,
-    droppedPeerQueueFull: 0,
+    nodesReplaced: 0,
+    nodesRefusedFull: 0,
     nodesNotReading: 0,
   };
   readonly #endpoint: Endpoint;
@@ -124,17 +106,33 @@ export class Relay {
   readonly #packetsPerSecond: number;
   readonly #maxControlBacklog: number;
   /** Refused requests: debug lines, and a summary at info once a minute. */
-  readonly #refusals = new RefusalLog();
+  readonly #refusals = new RefusalLog(["ztna", "relay"]);
   readonly #controlStallMs: number;
-  readonly #nodes = new Set<Node>();
+  readonly #maxNodes: number;
+  readonly #requestsPerSecond: number;
+  /** Nodes that said hello, by their connection. */
+  readonly #nodes = new Map<Connection, RelayNode>();
+  /** Each identity's connection (handshake done, hello or not): a newer one replaces it. */
+  readonly #byIdentity = new Map<string, Connection>();
   /** Connectors publishing each service. */
-  readonly #publishers = new Map<string, Set<Node>>();
-  readonly #sessions = new Map<string, Session>();
+  readonly #publishers = new Map<string, Set<RelayNode>>();
+  readonly #broker: SessionBroker;
 
   private constructor(options: RelayOptions) {
     this.#packetsPerSecond = options.packetsPerSecond ?? 200_000;
     this.#maxControlBacklog = options.maxControlBacklog ?? MAX_CONTROL_BACKLOG;
     this.#controlStallMs = options.controlStallMs ?? CONTROL_STALL_MS;
+    this.#maxNodes = options.maxNodes ?? MAX_NODES;
+    this.#requestsPerSecond = options.requestsPerSecond ?? REQUESTS_PER_SECOND;
+    this.#broker = new SessionBroker({
+      post: (node, message) => void this.#post(node, message),
+      refuse: (node, code, message, extra) => void this.#error(node, code, message, extra),
+      publishers: (service) => this.#publishers.get(service) ?? [],
+    }, {
+      maxSessions: options.maxSessions ?? MAX_SESSIONS,
+      maxSessionsPerAgent: options.maxSessionsPerAgent ?? MAX_SESSIONS_PER_AGENT,
+      admissionTimeoutMs: options.admissionTimeoutMs ?? ADMISSION_TIMEOUT_MS,
+    });
     this.#config = new QuicConfig({
       alpn: [RELAY_ALPN],
       certificateChainFile: options.certificateFile,
@@ -173,20 +171,14 @@ export class Relay {
 
   /** Every live session with what the relay forwarded for it. */
   sessionSnapshots(): SessionSnapshot[] {
-    return [...this.#sessions.values()].map((session) => ({
-      id: session.id,
-      service: session.service,
-      agent: session.agent.grants.name,
-      connector: session.connector.grants.name,
-      ...session.counters,
-    }));
+    return this.#broker.snapshots();
   }
 
   /** Live nodes, sessions and registrations, for status output. */
   snapshot(): { nodes: number; sessions: number; services: Record<string, number> } {
     const services: Record<string, number> = {};
     for (const [service, nodes] of this.#publishers) services[service] = nodes.size;
-    return { nodes: this.#nodes.size, sessions: this.#sessions.size, services };
+    return { nodes: this.#nodes.size, sessions: this.#broker.size, services };
   }
 
   #admit(connection: Connection): void {
@@ -194,12 +186,12 @@ export class Relay {
     let observed = formatAddress(connection.initialPeer);
     // Until its hello, a node is in no session: count its DATAGRAMs as unmatched, and
     // follow its address so the welcome reports the current one.
-    const stopCounting = connection.onDatagram(() => void this.stats.droppedNoSession++);
+    const stopCounting = connection.onDatagram(() => void this.#broker.stats.droppedNoSession++);
     const stopFollowing = connection.onPath((event) => {
       if (event.type === "peer-migrated") observed = formatAddress(event.peer);
     });
     if (grants.role !== "agent" && grants.role !== "connector") {
-      this.stats.nodesRefused++;
+      this.#stats.nodesRefused++;
       log.warn("refused {peer} ({name}): its certificate grants no agent or connector role", {
         peer: observed,
         name: grants.name,
@@ -207,6 +199,7 @@ export class Relay {
       connection.close(RelayCloseCode.Forbidden, "certificate grants no agent or connector role");
       return;
     }
+    if (!this.#claimIdentity(grants.name, connection, observed)) return;
     // The deadline holds until a complete, valid hello: a byte on the stream is not enough.
     const hello = setTimeout(() => {
       connection.close(RelayCloseCode.Protocol, "no hello on the control stream");
@@ -219,7 +212,7 @@ export class Relay {
         return;
       }
       controlStarted = true;
-      const node: Node = {
+      const node: RelayNode = {
         connection,
         grants,
         control: new MessageStream(stream),
@@ -227,6 +220,7 @@ export class Relay {
         services: new Set(),
         sessions: new Set(),
         bucket: new TokenBucket(this.#packetsPerSecond, this.#packetsPerSecond),
+        requests: new TokenBucket(this.#requestsPerSecond, 4 * this.#requestsPerSecond),
       };
       const admitted = () => {
         clearTimeout(hello);
@@ -245,7 +239,7 @@ export class Relay {
   }
 
   /** Serves a node's control stream; `admitted` runs once its hello is accepted. */
-  async #serveControl(node: Node, admitted: () => void): Promise<void> {
+  async #serveControl(node: RelayNode, admitted: () => void): Promise<void> {
     const { connection, grants } = node;
     const first = await node.control.receive();
     if (first?.type !== "hello") {
@@ -266,14 +260,14 @@ export class Relay {
       return;
     }
     admitted();
-    this.#nodes.add(node);
-    this.stats.nodesConnected++;
+    this.#nodes.set(connection, node);
+    this.#stats.nodesConnected++;
     log.info("{role} {name} connected from {peer}", {
       role: grants.role,
       name: grants.name,
       peer: node.observed,
     });
-    connection.onDatagram((data) => this.#forward(node, data));
+    connection.onDatagram((data) => this.#broker.forward(node, data));
     connection.onPath((event) => {
       if (event.type === "peer-migrated") this.#moved(node, formatAddress(event.peer));
     });
@@ -294,20 +288,53 @@ export class Relay {
   }
 
   /**
-   * QAD: tells the node when the address we observe for it changes (NAT
-   * rebinding), and the other end of each of its sessions.
+   * Takes the identity's one connection slot for `connection`: an older
+   * connection of the same identity is closed (a node that reconnected, or
+   * restarted, replaces its stale self); past `maxNodes` it is refused.
    */
-  #moved(node: Node, observed: string): void {
-    node.observed = observed;
-    this.#post(node, { type: "observed-address", observed });
-    for (const id of node.sessions) {
-      const session = this.#sessions.get(id);
-      const other = session?.agent === node ? session.connector : session?.agent;
-      if (other) this.#post(other, { type: "peer-address", session: id, observed });
+  #claimIdentity(name: string, connection: Connection, peer: string): boolean {
+    const previous = this.#byIdentity.get(name);
+    if (!previous && this.#byIdentity.size >= this.#maxNodes) {
+      this.#stats.nodesRefusedFull++;
+      this.#refusals.note("relay-full", name, `${this.#maxNodes} nodes connected`);
+      connection.close(RelayCloseCode.Busy, "relay full");
+      return false;
     }
+    if (previous && !previous.isClosed) {
+      this.#stats.nodesReplaced++;
+      log.info("{name}: a new connection from {peer} replaces the previous one", { name, peer });
+      previous.close(RelayCloseCode.Replaced, "replaced by a newer connection of this identity");
+      // Its sessions end now, not when its close has drained.
+      const node = this.#nodes.get(previous);
+      if (node) this.#forget(node);
+    }
+    this.#byIdentity.set(name, connection);
+    connection.closed.then(() => {
+      if (this.#byIdentity.get(name) === connection) this.#byIdentity.delete(name);
+    });
+    return true;
   }
 
-  #handle(node: Node, message: Message): void {
+  /**
+   * QAD: tells the node when the address we observe for it changes (NAT
+   * rebinding); the other end of each of its sessions hears that it moved.
+   */
+  #moved(node: RelayNode, observed: string): void {
+    node.observed = observed;
+    this.#post(node, { type: "observed-address", observed });
+    this.#broker.nodeMoved(node);
+  }
+
+  #handle(node: RelayNode, message: Message): void {
+    if (
+      (message.type === "register" || message.type === "open-session") && !node.requests.take()
+    ) {
+      this.#error(node, "rate-limited", "too many requests; slow down", {
+        id: message.id,
+        service: message.service,
+      });
+      return;
+    }
     switch (message.type) {
       case "register":
         if (node.grants.role !== "connector" || !node.grants.services.includes(message.service)) {
@@ -331,148 +358,36 @@ export class Relay {
         this.#post(node, { type: "registered", id: message.id, service: message.service });
         return;
       case "open-session":
-        this.#openSession(node, message.id, message.service, message.resume);
+        this.#broker.open(node, message.id, message.service, message.resume);
         return;
-      case "close-session": {
-        const session = this.#sessions.get(message.session);
-        if (!session || (session.agent !== node && session.connector !== node)) return;
-        this.#closeSession(session, message.reason, node);
+      case "accept-session":
+        this.#broker.accept(node, message.session, message.resumes);
         return;
-      }
+      case "refuse-session":
+        this.#broker.refuse(node, message.session, message.code, message.message);
+        return;
+      case "close-session":
+        this.#broker.closeSession(node, message.session, message.reason);
+        return;
       default:
         this.#error(node, "bad-message", `a node may not send "${message.type}"`);
     }
   }
 
-  #openSession(
-    agent: Node,
-    id: number,
-    service: string,
-    resume: string | undefined,
-  ): void {
-    if (agent.grants.role !== "agent") {
-      this.#error(agent, "forbidden", "only agents open sessions", { id, service });
-      return;
+  #forget(node: RelayNode): void {
+    if (this.#nodes.get(node.connection) !== node) return;
+    this.#nodes.delete(node.connection);
+    for (const service of node.services) {
+      const publishers = this.#publishers.get(service);
+      publishers?.delete(node);
+      if (publishers?.size === 0) this.#publishers.delete(service);
     }
-    const connectors = [...(this.#publishers.get(service) ?? [])];
-    if (connectors.length === 0) {
-      this.#error(agent, "unknown-service", `no connector publishes ${service}`, {
-        id,
-        service,
-      });
-      return;
-    }
-    // The least busy connector; a resumed session keeps its ID so its QUIC session lives on.
-    const connector = connectors.sort((a, b) => a.sessions.size - b.sessions.size)[0];
-    const idBytes = resume && !this.#sessions.has(resume)
-      ? sessionIdBytes(resume)
-      : crypto.getRandomValues(new Uint8Array(SESSION_ID_BYTES));
-    const session: Session = {
-      id: sessionIdHex(idBytes),
-      idBytes,
-      service,
-      agent,
-      connector,
-      counters: {
-        agentToConnector: 0,
-        agentToConnectorBytes: 0,
-        connectorToAgent: 0,
-        connectorToAgentBytes: 0,
-      },
-    };
-    this.#sessions.set(session.id, session);
-    agent.sessions.add(session.id);
-    connector.sessions.add(session.id);
-    this.stats.sessionsOpened++;
-    log.info("session {id}: {agent} -> {service} at {connector}", {
-      id: session.id,
-      agent: agent.grants.name,
-      service,
-      connector: connector.grants.name,
-    });
-    this.#post(connector, {
-      type: "session",
-      session: session.id,
-      service,
-      peer: agent.grants.name,
-      peerObserved: agent.observed,
-      side: "connector",
-    });
-    this.#post(agent, {
-      type: "session",
-      id,
-      session: session.id,
-      service,
-      peer: connector.grants.name,
-      peerObserved: connector.observed,
-      side: "agent",
-    });
-  }
-
-  #forward(from: Node, data: Uint8Array): void {
-    if (data.length <= SESSION_ID_BYTES) {
-      this.stats.droppedNoSession++;
-      return;
-    }
-    const session = this.#sessions.get(sessionIdHex(data.subarray(0, SESSION_ID_BYTES)));
-    const to = session?.agent === from
-      ? session.connector
-      : session?.connector === from
-      ? session.agent
-      : undefined;
-    if (!to) {
-      this.stats.droppedNoSession++;
-      return;
-    }
-    if (!from.bucket.take()) {
-      this.stats.droppedRateLimited++;
-      return;
-    }
-    if (!to.connection.sendDatagram(data)) {
-      this.stats.droppedPeerQueueFull++;
-      return;
-    }
-    this.stats.datagramsForwarded++;
-    this.stats.bytesForwarded += data.length;
-    const counters = session!.counters;
-    if (from === session!.agent) {
-      counters.agentToConnector++;
-      counters.agentToConnectorBytes += data.length;
-    } else {
-      counters.connectorToAgent++;
-      counters.connectorToAgentBytes += data.length;
-    }
-  }
-
-  #closeSession(session: Session, reason: string, by?: Node): void {
-    const { counters } = session;
-    log.info("session {id} closed ({reason}); relayed {toConnector} + {toAgent} DATAGRAMs", {
-      id: session.id,
-      reason,
-      toConnector: counters.agentToConnector,
-      toAgent: counters.connectorToAgent,
-    });
-    this.#sessions.delete(session.id);
-    session.agent.sessions.delete(session.id);
-    session.connector.sessions.delete(session.id);
-    for (const node of [session.agent, session.connector]) {
-      if (node === by || node.connection.isClosed) continue;
-      this.#post(node, { type: "close-session", session: session.id, reason });
-    }
-  }
-
-  #forget(node: Node): void {
-    this.#nodes.delete(node);
-    for (const service of node.services) this.#publishers.get(service)?.delete(node);
-    for (const id of node.sessions) {
-      const session = this.#sessions.get(id);
-      if (session) this.#closeSession(session, `${node.grants.name} left the relay`, node);
-    }
+    this.#broker.nodeLeft(node);
     log.info("{name} disconnected", { name: node.grants.name });
   }
 
   #error(
-    node: Node,
+    node: RelayNode,
     code: Extract<Message, { type: "error" }>["code"],
     message: string,
     extra: { id?: number; service?: string; session?: string } = {},
@@ -489,13 +404,13 @@ export class Relay {
    * disconnected. The promise (which never rejects)
    * settles once the message is written, for a caller about to close.
    */
-  #post(node: Node, message: Message): Promise<void> {
+  #post(node: RelayNode, message: Message): Promise<void> {
     if (node.connection.isClosed) return Promise.resolve();
     const control = node.control;
     if (
       control.pendingBytes > this.#maxControlBacklog || control.stalledMs > this.#controlStallMs
     ) {
-      this.stats.nodesNotReading++;
+      this.#stats.nodesNotReading++;
       log.warn("{name} does not read its control stream ({bytes} bytes waiting): disconnected", {
         name: node.grants.name,
         bytes: control.pendingBytes,
@@ -514,6 +429,7 @@ export class Relay {
   /** Closes every node connection and the socket. */
   async close(): Promise<void> {
     this.#refusals.close();
+    this.#broker.close();
     await this.#endpoint.close();
     this.#config.free();
   }

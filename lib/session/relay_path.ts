@@ -35,7 +35,7 @@ export class RelayPath {
     });
   }
 
-  /** Carries the session under a new relay session ID (a resume the relay could not honour). */
+  /** Carries the session under a new relay session ID (it was continued at the relay). */
   set id(id: string) {
     this.#id = sessionIdBytes(id);
   }

@@ -111,6 +111,8 @@ export class Session {
   /** The other end's node name, as the relay announced it. */
   readonly peerName: string;
   readonly relayPath: RelayPath;
+  /** The ID the session started with: its punch packets carry it even after a rename. */
+  readonly punchId: string;
   readonly counters: SessionCounters = {
     punchesSent: 0,
     pongsSent: 0,
@@ -158,6 +160,7 @@ export class Session {
     this.service = assignment.service;
     this.peerName = assignment.peer;
     this.#id = assignment.session;
+    this.punchId = assignment.session;
     this.#since = this.#now();
     this.relayPath = new RelayPath(ctx.endpoint, ctx.link, assignment.session, virtualIndex);
     this.#signer = new PunchSigner(sessionIdBytes(assignment.session), this.#now());
@@ -236,7 +239,7 @@ export class Session {
     });
   }
 
-  /** The relay re-assigned the session under a new ID (a resume it could not honour). */
+  /** The session continues under a new relay ID (the agent re-opened it at the relay). */
   renamed(id: string): void {
     this.#id = id;
     this.relayPath.id = id;
@@ -314,6 +317,11 @@ export class Session {
     };
   }
 
+  /** True while the session's packets take a direct path. */
+  get isDirect(): boolean {
+    return this.#path !== "relay";
+  }
+
   /** `relay` or `direct IP:PORT`: the path the session's packets take now. */
   get pathLabel(): string {
     return this.#path === "relay" ? "via relay" : `direct ${this.#path}`;
@@ -376,7 +384,7 @@ export class Session {
         return;
       case "candidates": {
         this.#verifier ??= new PunchVerifier(
-          sessionIdBytes(this.#id),
+          sessionIdBytes(this.punchId),
           decodePunchKey(signal.key),
           signal.clock,
           now,

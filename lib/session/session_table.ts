@@ -17,6 +17,10 @@ const log = getLogger(["ztna", "sessions"]);
 
 /** Default bound on a node's sessions. */
 export const DEFAULT_MAX_SESSIONS = 4_096;
+/** Default bound on a connector's sessions from one agent. */
+export const DEFAULT_MAX_SESSIONS_PER_AGENT = 64;
+/** How long a connector keeps an accepted session whose agent has not completed its handshake. */
+export const HANDSHAKE_WAIT_MS = 10_000;
 /** Virtual address indices run from 1 to 2^24 - 1. */
 const MAX_VIRTUAL_INDEX = (1 << 24) - 1;
 
@@ -36,27 +40,60 @@ export interface SessionTableStats {
   punchUnmatched: number;
   /** Sessions refused because the table was full. */
   refusedFull: number;
+  /** Connector: sessions refused because their agent held its limit. */
+  refusedPerAgent: number;
+  /** Connector: accepted sessions dropped because no handshake came in time. */
+  handshakesMissed: number;
 }
+
+/** Bounds of a session table. */
+export interface SessionTableLimits {
+  /** Sessions at most (default DEFAULT_MAX_SESSIONS). */
+  maxSessions?: number;
+  /** Connector: sessions of one agent at most (default DEFAULT_MAX_SESSIONS_PER_AGENT). */
+  maxSessionsPerAgent?: number;
+  /** Connector: time an accepted session waits for its handshake (default HANDSHAKE_WAIT_MS). */
+  handshakeWaitMs?: number;
+}
+
+/** A connector's verdict on an announced session. */
+export type Announcement =
+  | { accepted: Session; resumed: boolean }
+  | { refused: string };
 
 /** The sessions of one node. */
 export class SessionTable {
-  readonly stats: SessionTableStats = { relayUnmatched: 0, punchUnmatched: 0, refusedFull: 0 };
+  readonly stats: SessionTableStats = {
+    relayUnmatched: 0,
+    punchUnmatched: 0,
+    refusedFull: 0,
+    refusedPerAgent: 0,
+    handshakesMissed: 0,
+  };
   readonly #ctx: SessionContext;
   readonly #max: number;
+  readonly #maxPerAgent: number;
+  readonly #handshakeWaitMs: number;
   readonly #byId = new Map<string, Session>();
+  /** By the ID a session started with: punch packets carry it for the session's life. */
+  readonly #byPunchId = new Map<string, Session>();
+  /** Connector: live sessions of each agent. */
+  readonly #perAgent = new Map<string, number>();
   readonly #byVirtual = new Map<string, Session>();
   readonly #usedIndices = new Set<number>();
   #nextIndex = 1;
   readonly #unsubscribe: Unsubscribe[];
 
-  constructor(ctx: SessionContext, maxSessions = DEFAULT_MAX_SESSIONS) {
+  constructor(ctx: SessionContext, limits: SessionTableLimits = {}) {
     this.#ctx = ctx;
-    this.#max = maxSessions;
+    this.#max = limits.maxSessions ?? DEFAULT_MAX_SESSIONS;
+    this.#maxPerAgent = limits.maxSessionsPerAgent ?? DEFAULT_MAX_SESSIONS_PER_AGENT;
+    this.#handshakeWaitMs = limits.handshakeWaitMs ?? HANDSHAKE_WAIT_MS;
     const { link, endpoint } = ctx;
     this.#unsubscribe = [
       link.onDatagram((data) => this.#fromRelay(data)),
       endpoint.onRawPacket([PUNCH_PING, PUNCH_PONG], (packet, from) => this.#punch(packet, from)),
-      link.onPeerAddress(({ session }) => this.#byId.get(session)?.peerMoved()),
+      link.onPeerMoved((session) => this.#byId.get(session)?.peerMoved()),
     ];
   }
 
@@ -75,18 +112,51 @@ export class SessionTable {
     return this.#byVirtual.get(formatAddress(address));
   }
 
-  /** Connector: records a session the relay announced; its agent connects through it next. */
-  announce(assignment: SessionAssignment): Session | undefined {
-    const existing = this.#byId.get(assignment.session);
-    if (existing) {
-      // The agent resumed it at the relay: the relay path carries it again.
-      existing.relayPath.attached = true;
-      return existing;
+  /**
+   * Connector: takes a session the relay announced (the access list already
+   * admitted its agent). If the agent asks to continue a session this table
+   * holds for that agent and service, that session goes by the new ID and its
+   * relay path carries it again; otherwise a new session waits for the
+   * agent's handshake, and is dropped if none completes in time. Refused when
+   * the table or the agent's share of it is full.
+   */
+  announce(assignment: SessionAssignment): Announcement {
+    const previous = assignment.resumes === undefined
+      ? undefined
+      : this.#byId.get(assignment.resumes);
+    if (
+      previous && !previous.isClosed && previous.role === "connector" &&
+      previous.peerName === assignment.peer && previous.service === assignment.service
+    ) {
+      this.rename(previous, assignment.session);
+      previous.relayPath.attached = true;
+      return { accepted: previous, resumed: true };
     }
-    if (!this.#hasRoom()) return undefined;
+    if (!this.#hasRoom()) {
+      return { refused: `the connector holds its limit of ${this.#max} sessions` };
+    }
+    if ((this.#perAgent.get(assignment.peer) ?? 0) >= this.#maxPerAgent) {
+      this.stats.refusedPerAgent++;
+      return {
+        refused: `${assignment.peer} holds its limit of ${this.#maxPerAgent} sessions here`,
+      };
+    }
     const session = new Session(this.#ctx, assignment, this.#takeIndex());
     this.#add(session);
-    return session;
+    const wait = setTimeout(() => {
+      if (session.connection !== null || session.isClosed) return;
+      this.stats.handshakesMissed++;
+      log.info("session {id} from {agent}: no handshake in {ms} ms; dropped", {
+        id: session.id,
+        agent: session.peerName,
+        ms: this.#handshakeWaitMs,
+      });
+      this.#ctx.link.closeSession(session.id, "no handshake");
+      session.close("no handshake");
+    }, this.#handshakeWaitMs);
+    Deno.unrefTimer(wait);
+    session.closed.then(() => clearTimeout(wait));
+    return { accepted: session, resumed: false };
   }
 
   /** Agent: opens the session the relay assigned (see Session.connect). */
@@ -138,12 +208,19 @@ export class SessionTable {
 
   #add(session: Session): void {
     this.#byId.set(session.id, session);
+    this.#byPunchId.set(session.punchId, session);
     const virtual = formatAddress(session.relayPath.address);
     this.#byVirtual.set(virtual, session);
+    const agent = session.peerName;
+    this.#perAgent.set(agent, (this.#perAgent.get(agent) ?? 0) + 1);
     const forget = () => {
       if (this.#byId.get(session.id) === session) this.#byId.delete(session.id);
+      this.#byPunchId.delete(session.punchId);
       this.#byVirtual.delete(virtual);
       this.#usedIndices.delete(virtualIndexOf(session.relayPath.address));
+      const left = (this.#perAgent.get(agent) ?? 1) - 1;
+      if (left > 0) this.#perAgent.set(agent, left);
+      else this.#perAgent.delete(agent);
     };
     if (session.isClosed) forget();
     else session.closed.then(forget);
@@ -160,7 +237,7 @@ export class SessionTable {
 
   #punch(packet: Uint8Array, from: SocketAddress): void {
     const id = punchSessionId(packet);
-    const session = id ? this.#byId.get(sessionIdHex(id)) : undefined;
+    const session = id ? this.#byPunchId.get(sessionIdHex(id)) : undefined;
     if (!session) {
       this.stats.punchUnmatched++;
       return;

@@ -10,6 +10,7 @@ import { createCa, grantNames, issueIdentity, writeIdentityFiles } from "../../l
 import type { Connection } from "../../lib/quic/connection.ts";
 import type { Endpoint } from "../../lib/quic/endpoint.ts";
 import { SIGNAL_STREAM_ID } from "../../lib/session/signals.ts";
+import type { SessionTableLimits } from "../../lib/session/session_table.ts";
 import type { IdentityFiles } from "./certificates.ts";
 import { echo } from "./echo.ts";
 
@@ -79,13 +80,20 @@ export interface TestNode {
 /**
  * A node on 127.0.0.1 dialling `relay` by `serverName`; a connector admits
  * every announced session and echoes it. Not started: call `node.start()` or
- * `link.start()`. `relayOnly` keeps sessions off direct paths.
+ * `link.start()`. `relayOnly` keeps sessions off direct paths; `sessionLimits`
+ * bound a connector's sessions.
  */
 export function startNode(
   relay: SocketAddress,
   identity: NodeIdentity,
   role: "connector" | "agent",
-  options: { serverName?: string; relayOnly?: boolean } = {},
+  options: {
+    serverName?: string;
+    relayOnly?: boolean;
+    sessionLimits?: SessionTableLimits;
+    /** Connector: agents it accepts (default: every one). */
+    allow?: string[];
+  } = {},
 ): TestNode {
   const accepted: Connection[] = [];
   const node = new Node({
@@ -95,6 +103,10 @@ export function startNode(
     role,
     bind: { hostname: "127.0.0.1", port: 0 },
     relayOnly: options.relayOnly,
+    sessionLimits: options.sessionLimits,
+    acceptAgent: options.allow
+      ? (agent) => options.allow!.includes(agent) ? null : "not in the access list"
+      : undefined,
     onAdmitted: (_session, connection) => {
       accepted.push(connection);
       echo(connection, (stream) => stream.id === SIGNAL_STREAM_ID);

@@ -6,8 +6,6 @@
  */
 import { getLogger } from "@logtape/logtape";
 
-const log = getLogger(["ztna", "relay"]);
-
 /** How often the summary of refusals is logged. */
 export const REFUSAL_SUMMARY_MS = 60_000;
 
@@ -17,15 +15,18 @@ export class RefusalLog {
   readonly totals: Record<string, number> = {};
   #pending: Record<string, number> = {};
   #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #log: ReturnType<typeof getLogger>;
   readonly #intervalMs: number;
 
-  constructor(intervalMs = REFUSAL_SUMMARY_MS) {
+  /** Logs under `category` (e.g. `["ztna", "relay"]`), summarising every `intervalMs`. */
+  constructor(category: string[], intervalMs = REFUSAL_SUMMARY_MS) {
+    this.#log = getLogger(category);
     this.#intervalMs = intervalMs;
   }
 
   /** Records a refusal of `who` for `reason` (a code, e.g. `unknown-service`), with its detail. */
   note(reason: string, who: string, detail: string): void {
-    log.debug("{who}: {reason}: {detail}", { who, reason, detail });
+    this.#log.debug("{who}: {reason}: {detail}", { who, reason, detail });
     this.totals[reason] = (this.totals[reason] ?? 0) + 1;
     this.#pending[reason] = (this.#pending[reason] ?? 0) + 1;
     if (this.#timer !== undefined) return;
@@ -38,7 +39,7 @@ export class RefusalLog {
     const counts = Object.entries(this.#pending).map(([reason, n]) => `${reason} ${n}`);
     this.#pending = {};
     if (counts.length > 0) {
-      log.info("refused in the last {seconds} s: {counts}", {
+      this.#log.info("refused in the last {seconds} s: {counts}", {
         seconds: this.#intervalMs / 1000,
         counts: counts.join(", "),
       });
