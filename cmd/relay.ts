@@ -7,7 +7,8 @@ import { ADMIN_SOCKET_OPTION, adminSocketUsage, serveUntilShutdown } from "../li
 import { checkHostName, InvalidIdentityRequest, unique } from "../lib/identity/names.ts";
 import { type RelayIdentitySource, resolveRelayIdentity } from "../lib/identity/relay_identity.ts";
 import { formatAddress, parseHostPort, type SocketAddress } from "../lib/net/address.ts";
-import { Relay } from "../lib/relay/relay.ts";
+import { MAX_NODES, Relay, REQUESTS_PER_SECOND } from "../lib/relay/relay.ts";
+import { MAX_SESSIONS, MAX_SESSIONS_PER_AGENT } from "../lib/relay/session_broker.ts";
 import { StunServer } from "../lib/relay/stun_server.ts";
 import { isWildcardIp } from "../lib/stun/server_addresses.ts";
 import { DEFAULT_SOURCE_LIMITS } from "../lib/stun/source_limiter.ts";
@@ -44,6 +45,15 @@ Options:
   --key FILE           PEM (PKCS#8) private key of --cert
   --ca FILE            PEM certificate of the organisation's CA
   --rate-pps N         per-node limit on forwarded packets per second (default ${DEFAULT_RATE_PPS})
+  --max-nodes N        connected nodes at most; more are refused until some leave
+                       (default ${MAX_NODES}; each identity holds one connection, a newer one
+                       replaces it)
+  --max-sessions N     live sessions at most (default ${MAX_SESSIONS})
+  --max-sessions-per-agent N
+                       live sessions of one agent at most (default ${MAX_SESSIONS_PER_AGENT})
+  --requests-per-second N
+                       a node's register/open-session requests per second, burst 4x
+                       (default ${REQUESTS_PER_SECOND}); more are answered rate-limited
   --alt-port N         also answer STUN (NAT-behaviour tests) on UDP port N (needs a
                        specific --listen address)
   --alt-address IP     a second address of this machine to answer STUN on, on both ports
@@ -162,6 +172,10 @@ export const command = defineCommand({
     key: { type: "string" },
     ca: { type: "string" },
     "rate-pps": { type: "string" },
+    "max-nodes": { type: "string" },
+    "max-sessions": { type: "string" },
+    "max-sessions-per-agent": { type: "string" },
+    "requests-per-second": { type: "string" },
     "stats-interval": { type: "string" },
     ...ADMIN_SOCKET_OPTION,
     "alt-port": { type: "string" },
@@ -178,6 +192,20 @@ export const command = defineCommand({
       throw new UsageError(`invalid --listen: ${(error as Error).message}`);
     }
     const packetsPerSecond = integerOption(values["rate-pps"], "rate-pps", DEFAULT_RATE_PPS);
+    const limits = {
+      maxNodes: integerOption(values["max-nodes"], "max-nodes", MAX_NODES),
+      maxSessions: integerOption(values["max-sessions"], "max-sessions", MAX_SESSIONS),
+      maxSessionsPerAgent: integerOption(
+        values["max-sessions-per-agent"],
+        "max-sessions-per-agent",
+        MAX_SESSIONS_PER_AGENT,
+      ),
+      requestsPerSecond: integerOption(
+        values["requests-per-second"],
+        "requests-per-second",
+        REQUESTS_PER_SECOND,
+      ),
+    };
     const statsSeconds = integerOption(
       values["stats-interval"],
       "stats-interval",
@@ -194,7 +222,7 @@ export const command = defineCommand({
       notAfter: identity.summary.notAfter,
       sha256: identity.summary.sha256Fingerprint,
     });
-    const relay = startRelay({ listen, ...identity.files, packetsPerSecond });
+    const relay = startRelay({ listen, ...identity.files, packetsPerSecond, ...limits });
     let stunServer: StunServer | undefined;
     if (stun) {
       try {

@@ -3,8 +3,9 @@
  * each IP packet as a DATAGRAM of that service's end-to-end session, which
  * starts on the relay and goes direct when the NATs allow; replies are written
  * back to the TUN. A session that ends (its connector restarted, say) is
- * re-opened with backoff; meanwhile packets to its service are answered with
- * a RST or an ICMP unreachable, so connections fail fast instead of hanging.
+ * re-opened with backoff; its TCP connections are reset (see OpenTcpFlows)
+ * and meanwhile packets to its service are answered with a RST or an ICMP
+ * unreachable, so connections fail fast instead of hanging.
  */
 import { getLogger } from "@logtape/logtape";
 import { parseIp } from "../packet/mod.ts";
@@ -18,6 +19,7 @@ import { isAccessDenied, type Session } from "../session/session.ts";
 import type { NodeStatus } from "../admin/node_status.ts";
 import { TunDevice } from "../tun/mod.ts";
 import { unreachableReply } from "./unreachable.ts";
+import { OpenTcpFlows } from "./open_tcp_flows.ts";
 
 const log = getLogger(["ztna", "agent"]);
 
@@ -48,6 +50,8 @@ export interface AgentStats {
   dropped: number;
   /** Packets to a service with no live session, answered with a RST or ICMP unreachable. */
   answeredUnreachable: number;
+  /** TCP connections reset because their session ended. */
+  tcpFlowsReset: number;
 }
 
 /** Re-opening a session: 250 ms doubling up to 1 s while the connector may be coming back... */
@@ -69,12 +73,14 @@ export class Agent {
     packetsFromSessions: 0,
     dropped: 0,
     answeredUnreachable: 0,
+    tcpFlowsReset: 0,
   };
   readonly node: Node;
   readonly #tun: TunDevice;
   readonly #services: AgentService[];
   /** The live session of each service IP (by its text form). */
   readonly #sessions = new Map<string, Session | null>();
+  readonly #tcpFlows = new OpenTcpFlows();
   #closing = false;
   #reading: Promise<void> | undefined;
 
@@ -153,6 +159,11 @@ export class Agent {
     });
     connection.closed.then((reason) => {
       if (this.#sessions.get(key) === session) this.#sessions.set(key, null);
+      // The connector's end of every TCP connection is gone with the session.
+      for (const probe of this.#tcpFlows.probes(key)) {
+        this.stats.tcpFlowsReset++;
+        this.#write(probe);
+      }
       this.node.link.closeSession(session.id, "session ended");
       if (this.#closing) return;
       if (isAccessDenied(reason)) {
@@ -207,6 +218,7 @@ export class Agent {
       this.stats.dropped++;
       return;
     }
+    this.#tcpFlows.outgoing(packet);
     const connection = session?.connection;
     if (!connection || connection.isClosed) {
       const reply = unreachableReply(packet, ip);

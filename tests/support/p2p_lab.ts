@@ -41,9 +41,18 @@ export interface P2pLab {
   connectorSite: Site;
   agentHost: Host;
   connectorHost: Host;
+  /** The relay and connector processes now (replaced by a restart). */
   relay: Child;
   connector: Child & { stderr: LineLog };
   agent: Child & { stderr: LineLog };
+  /**
+   * Stops the connector with `signal` (waiting for it to exit), waits
+   * `downMs`, starts a new one and waits for its ready line; resolves with the
+   * time it printed that line (ms since the epoch).
+   */
+  restartConnector(signal: "SIGTERM" | "SIGKILL", downMs: number): Promise<number>;
+  /** Stops the relay (waiting for it to exit), waits `downMs` and starts a new one. */
+  restartRelay(downMs: number): Promise<void>;
   /** The web server's root on the connector's host (holds `big.bin` when asked). */
   webRoot: string;
   /** The relay's counters now. */
@@ -93,16 +102,20 @@ export async function withP2pLab(
     const agentId = await org.issue("alice", "agent");
     const { net } = lab;
     // STUN on the relay's port, its second address and a second port: nodes measure their NATs.
-    const relay = net.spawnDeno(lab.relay, new URL("./relay_main.ts", import.meta.url), [
-      lab.relayAddress,
-      String(RELAY_PORT),
-      relayId.certPath,
-      relayId.keyPath,
-      org.caPath,
-      lab.relayAltAddress,
-      String(RELAY_PORT + 1),
-    ]);
-    assert.equal(await relay.nextLine(), `READY ${RELAY_PORT}`);
+    const startRelay = async () => {
+      const relay = net.spawnDeno(lab.relay, new URL("./relay_main.ts", import.meta.url), [
+        lab.relayAddress,
+        String(RELAY_PORT),
+        relayId.certPath,
+        relayId.keyPath,
+        org.caPath,
+        lab.relayAltAddress,
+        String(RELAY_PORT + 1),
+      ]);
+      assert.equal(await relay.nextLine(), `READY ${RELAY_PORT}`);
+      return relay;
+    };
+    const relay = await startRelay();
     const web = net.spawn(connectorHost, [
       ...["python3", "-u", "-m", "http.server", "--bind", "127.0.0.1"],
       ...["--directory", webRoot, "8080"],
@@ -112,16 +125,20 @@ export async function withP2pLab(
       ...["--relay", `${lab.relayAddress}:${RELAY_PORT}`, "--relay-name", RELAY_NAME],
       ...["--ca", org.caPath, "--log-level", "debug"],
     ];
-    const connector = captured(net.spawn(
-      connectorHost,
-      denoCommand(MAIN, [
-        ...["connector", "--service", "web", "--forward", "127.0.0.1:8080", "--allow", "alice"],
-        ...["--cert", connectorId.certPath, "--key", connectorId.keyPath, ...common],
-        ...["--admin-socket", `${webRoot}/connector.sock`],
-      ]),
-      { stderr: "capture" },
-    ));
-    await connector.nextLine(20_000);
+    const startConnector = async () => {
+      const connector = captured(net.spawn(
+        connectorHost,
+        denoCommand(MAIN, [
+          ...["connector", "--service", "web", "--forward", "127.0.0.1:8080", "--allow", "alice"],
+          ...["--cert", connectorId.certPath, "--key", connectorId.keyPath, ...common],
+          ...["--admin-socket", `${webRoot}/connector.sock`],
+        ]),
+        { stderr: "capture" },
+      ));
+      await connector.nextLine(20_000);
+      return connector;
+    };
+    const connector = await startConnector();
     await options.beforeAgent?.(lab, agentSite, connectorSite);
     const agent = captured(net.spawn(
       agentHost,
@@ -134,7 +151,7 @@ export async function withP2pLab(
       { stderr: "capture" },
     ));
     await agent.nextLine(20_000);
-    await body({
+    const running: P2pLab = {
       lab,
       org,
       agentSite,
@@ -145,9 +162,21 @@ export async function withP2pLab(
       connector,
       agent,
       webRoot,
+      async restartConnector(signal, downMs) {
+        if (signal === "SIGKILL") running.connector.process.kill("SIGKILL");
+        await running.connector.stop();
+        await new Promise((resolve) => setTimeout(resolve, downMs));
+        running.connector = await startConnector();
+        return Date.now();
+      },
+      async restartRelay(downMs) {
+        await running.relay.stop();
+        await new Promise((resolve) => setTimeout(resolve, downMs));
+        running.relay = await startRelay();
+      },
       async relayCounters() {
-        relay.process.kill("SIGUSR1");
-        return JSON.parse(await relay.nextLine(5_000)) as RelayCounters;
+        running.relay.process.kill("SIGUSR1");
+        return JSON.parse(await running.relay.nextLine(5_000)) as RelayCounters;
       },
       async direct(timeoutMs) {
         try {
@@ -183,7 +212,8 @@ export async function withP2pLab(
           },
         };
       },
-    });
+    };
+    await body(running);
   } finally {
     await lab.net.destroy();
     await org.cleanup();
