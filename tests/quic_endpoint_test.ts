@@ -102,6 +102,8 @@ Deno.test("mutual TLS handshake, 10,000 DATAGRAMs each way and a 10 MB stream", 
     assert.equal(ctx.accepted.length, 1);
     assert.ok(ctx.accepted[0].peerCertificate, "server sees the client certificate");
     assert.ok(ctx.server.stats.retries >= 1, "server validated the address with a retry");
+    assert.equal(ctx.server.handshakesInProgress, 0, "a completed handshake no longer counts");
+    assert.equal(ctx.server.handshakeSources, 0);
 
     const echoed = await datagramRoundTrips(connection, 10_000);
     assert.equal(echoed, 10_000);
@@ -235,6 +237,11 @@ Deno.test("a client certificate from another CA is refused by the server", async
       assert.equal(reason.isApplication, false);
       assert.ok(reason.code >= 0x100 && reason.code <= 0x1ff, `a TLS alert, got ${reason.code}`);
       assert.equal(ctx.accepted.length, 0, "the server never reports the rogue client");
+      // The failed handshake's slot is given back when its connection ends.
+      await waitFor(() => ctx.server.connectionCount === 0, "the server to free the connection");
+      assert.equal(ctx.server.handshakesInProgress, 0);
+      assert.equal(ctx.server.handshakeSources, 0);
+      assert.equal(ctx.server.stats.handshakesTimedOut, 0);
     } finally {
       config.free();
       await otherPki.cleanup();

@@ -2,8 +2,10 @@
  * A QUIC endpoint: one UDP socket hosting client and server connections at
  * once. Incoming packets are routed by destination connection ID; unknown
  * Initials are answered with version negotiation or a stateless retry, or
- * accepted; every connection's timer is driven by one earliest-deadline
- * scheduler; outgoing packets leave in `sendmmsg` batches.
+ * accepted within bounds on handshakes in progress (in all, per source, one
+ * per virtual peer, each for a few seconds at most); every connection's timer
+ * is driven by one earliest-deadline scheduler; outgoing packets leave in
+ * `sendmmsg` batches.
  */
 import { getLogger } from "@logtape/logtape";
 import { quiche } from "../../ffi/quiche.ts";
@@ -26,13 +28,26 @@ import { Connection, type ConnectionHost } from "./connection.ts";
 import { cidKey, destinationCidKey, LOCAL_CID_LENGTH, newConnectionId } from "./connection_id.ts";
 import { DeadlineScheduler } from "./deadline_scheduler.ts";
 import { describeClose } from "./errors.ts";
+import { HandshakeLimits, type HandshakeRefusal, sourceKey } from "./handshake_limits.ts";
 import { RetryTokens } from "./retry_token.ts";
+import { ThrottledReport } from "./throttled_report.ts";
 import type { Unsubscribe } from "../events/listeners.ts";
 
 const MAX_DATAGRAM_N = BigInt(MAX_DATAGRAM);
 /** CRYPTO_ERROR carrying TLS alert 116, certificate_required (RFC 8446 §6.2, RFC 9001 §4.8). */
 const TLS_ALERT_CERTIFICATE_REQUIRED = 0x100 + 116;
+/** Transport error CONNECTION_REFUSED (RFC 9000 §20.1), sent to a handshake that timed out. */
+const CONNECTION_REFUSED = 0x2;
 const log = getLogger(["ztna", "quic"]);
+
+/** Default of `ServerOptions.maxHandshakes`. */
+export const DEFAULT_MAX_HANDSHAKES = 1_000;
+/** Default of `ServerOptions.maxHandshakesPerAddress`. */
+export const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 32;
+/** Default of `ServerOptions.handshakeTimeoutMs`. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
+/** Refused handshakes are logged at warn at most this often (with the count since the last line). */
+export const REFUSED_HANDSHAKES_LOG_MS = 60_000;
 
 /** Server side of an endpoint. */
 export interface ServerOptions {
@@ -40,6 +55,30 @@ export interface ServerOptions {
   config: QuicConfig;
   /** Validate client addresses with a stateless retry before accepting (default true). */
   retry?: boolean;
+  /**
+   * Most server handshakes in progress at once (default 1,000): an Initial that
+   * would start one more is dropped (no state) and counted in `handshakesRefused`.
+   */
+  maxHandshakes?: number;
+  /**
+   * Most server handshakes in progress from one source IP, any port (an IPv6
+   * /64 counts as one source; default 32); past it, as for `maxHandshakes`.
+   */
+  maxHandshakesPerAddress?: number;
+  /**
+   * A server handshake not complete this many ms after its first Initial is
+   * dropped: its state is freed at once, without a draining period, and it is
+   * counted in `handshakesTimedOut` (default 5,000).
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Accept connections from virtual peers only (default false): long-header
+   * packets for no known connection from any real address are dropped unanswered
+   * (no version negotiation, no retry) and counted in `nonVirtualDropped`. For a
+   * node whose sessions always start on the relay path and only migrate to direct
+   * addresses, so Initials at its public socket cost nothing.
+   */
+  acceptVirtualOnly?: boolean;
   /** Called for each accepted connection once its handshake completed. */
   onConnection: (connection: Connection) => void;
 }
@@ -63,8 +102,10 @@ export interface ConnectOptions {
 }
 
 /**
- * Endpoint counters. Every received packet is counted exactly once: routed to a
- * connection, or in one of the drop/answer counters before `connectionsAccepted`.
+ * Endpoint counters. Every received packet (from the socket or a virtual peer)
+ * is counted exactly once: routed to a connection, or in one of the drop/answer
+ * counters listed before `rejectedByQuic`. The counters from `rejectedByQuic` on
+ * count connections, or a subset of the routed packets.
  */
 export interface EndpointStats {
   /** Packets handed to a connection (which may still discard them, e.g. if they fail to decrypt). */
@@ -81,15 +122,34 @@ export interface EndpointStats {
   versionNegotiations: number;
   /** Token-less Initials, answered with a retry. */
   retries: number;
-  /** Initials whose retry token was forged, stale or for another address, dropped. */
+  /**
+   * Initials whose retry token was forged, stale, for another address or for
+   * another destination connection ID than its Retry named, dropped.
+   */
   invalidTokens: number;
+  /**
+   * Initials that would start a handshake past `maxHandshakes` or
+   * `maxHandshakesPerAddress`, dropped. Datagrams, not clients: a ClientHello in
+   * two Initials counts twice, and each retransmission again.
+   */
+  handshakesRefused: number;
+  /** Long-header packets for no known connection from a real address under `acceptVirtualOnly`, dropped. */
+  nonVirtualDropped: number;
+  /**
+   * Initials that would start a second server connection at a virtual peer whose
+   * first is not yet finished, dropped.
+   */
+  duplicateVirtualDropped: number;
   /** Initials quiche would not accept, dropped. */
   acceptFailures: number;
   /** Packets quiche refused with an error (protocol violation, ...); a subset of routed ones. */
   rejectedByQuic: number;
+  /** Server connections whose handshake completed and that were handed to `onConnection`. */
   connectionsAccepted: number;
   /** Handshakes refused because the client sent no certificate. */
   clientCertificateMissing: number;
+  /** Server handshakes not complete within `handshakeTimeoutMs`, freed. */
+  handshakesTimedOut: number;
 }
 
 /**
@@ -166,10 +226,14 @@ export class Endpoint implements ConnectionHost {
     versionNegotiations: 0,
     retries: 0,
     invalidTokens: 0,
+    handshakesRefused: 0,
+    nonVirtualDropped: 0,
+    duplicateVirtualDropped: 0,
     acceptFailures: 0,
     rejectedByQuic: 0,
     connectionsAccepted: 0,
     clientCertificateMissing: 0,
+    handshakesTimedOut: 0,
   };
   /** Secret for stateless reset tokens. */
   readonly resetSecret = crypto.getRandomValues(new Uint8Array(32));
@@ -179,6 +243,17 @@ export class Endpoint implements ConnectionHost {
   readonly #sendInfo = new Uint8Array(SendInfo.size);
   readonly #server: ServerOptions | undefined;
   readonly #retryTokens = new RetryTokens();
+  /** Server handshakes in progress, by connection and by source; bounded by `maxHandshakes`. */
+  readonly #handshakes: HandshakeLimits<Connection>;
+  readonly #handshakeTimeoutMs: number;
+  /** Deadlines of server handshakes in progress: one timer for all of them. */
+  readonly #handshakeDeadlines = new DeadlineScheduler<Connection>((due) =>
+    this.#onHandshakeTimeouts(due)
+  );
+  /** Warnings about refused handshakes, at most one a minute. */
+  readonly #refusedReport: ThrottledReport<{ peer: Uint8Array; refusal: HandshakeRefusal }>;
+  /** The live (not yet finished) server connection of each virtual peer, by sockaddr key. */
+  readonly #virtualServerConnections = new Map<string, Connection>();
   readonly #routes = new Map<string, Connection>();
   readonly #connections = new Set<Connection>();
   readonly #scheduler = new DeadlineScheduler<Connection>((due) => this.#onTimers(due));
@@ -195,9 +270,20 @@ export class Endpoint implements ConnectionHost {
   readonly #receiving: Promise<void>;
   #closed = false;
 
-  private constructor(socket: UdpSocket, server: ServerOptions | undefined) {
+  private constructor(
+    socket: UdpSocket,
+    server: ServerOptions | undefined,
+    handshakes: HandshakeLimits<Connection>,
+    handshakeTimeoutMs: number,
+  ) {
     this.#socket = socket;
     this.#server = server;
+    this.#handshakes = handshakes;
+    this.#handshakeTimeoutMs = handshakeTimeoutMs;
+    this.#refusedReport = new ThrottledReport(
+      REFUSED_HANDSHAKES_LOG_MS,
+      (count, latest) => this.#warnRefused(count, latest.peer, latest.refusal),
+    );
     this.#recvInfos = makeRecvInfos(socket);
     socket.whenWritable(() => {
       const blocked = [...this.#blocked];
@@ -214,10 +300,23 @@ export class Endpoint implements ConnectionHost {
     );
   }
 
-  /** Binds an endpoint's socket; with `server`, it also accepts connections. */
+  /**
+   * Binds an endpoint's socket; with `server`, it also accepts connections.
+   * Throws a RangeError for server limits that are not positive integers.
+   */
   static bind(options: EndpointOptions): Endpoint {
     quiche();
-    return new Endpoint(UdpSocket.bind(options.address), options.server);
+    const server = options.server;
+    // Checked before the socket exists, so a bad option leaks nothing.
+    const handshakes = new HandshakeLimits<Connection>(
+      server?.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES,
+      server?.maxHandshakesPerAddress ?? DEFAULT_MAX_HANDSHAKES_PER_ADDRESS,
+    );
+    const timeout = server?.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    if (!(Number.isFinite(timeout) && timeout > 0)) {
+      throw new RangeError(`handshakeTimeoutMs must be a positive number, got ${timeout}`);
+    }
+    return new Endpoint(UdpSocket.bind(options.address), server, handshakes, timeout);
   }
 
   /** The bound local address. */
@@ -243,6 +342,16 @@ export class Endpoint implements ConnectionHost {
   /** Number of live connections. */
   get connectionCount(): number {
     return this.#connections.size;
+  }
+
+  /** Number of server handshakes in progress (at most `maxHandshakes`). */
+  get handshakesInProgress(): number {
+    return this.#handshakes.size;
+  }
+
+  /** Number of sources with a server handshake in progress (the per-source table's size). */
+  get handshakeSources(): number {
+    return this.#handshakes.sources;
   }
 
   /** Encodes an address for this endpoint's socket. */
@@ -500,6 +609,8 @@ export class Endpoint implements ConnectionHost {
       alpn: connection.alpn,
     });
     if (!connection.isServer) return;
+    this.#handshakes.delete(connection);
+    this.#handshakeDeadlines.delete(connection);
     const server = this.#server!;
     if ((server.config.options.verifyPeer ?? true) && connection.peerCertificate === null) {
       // BoringSSL asks for a client certificate but lets a client without one through.
@@ -585,6 +696,17 @@ export class Endpoint implements ConnectionHost {
     this.#connections.delete(connection);
     this.#awake.delete(connection);
     this.#blocked.delete(connection);
+    if (connection.isServer) {
+      this.#handshakes.delete(connection);
+      this.#handshakeDeadlines.delete(connection);
+      const peer = this.sockaddrFor(connection.initialPeer);
+      if (isVirtualSockaddr(peer)) {
+        const key = cidKey(peer);
+        if (this.#virtualServerConnections.get(key) === connection) {
+          this.#virtualServerConnections.delete(key);
+        }
+      }
+    }
     const reason = connection.finish();
     log.debug("connection with {peer} closed: {reason}", {
       peer: formatAddress(connection.initialPeer),
@@ -624,6 +746,12 @@ export class Endpoint implements ConnectionHost {
       this.stats.unknownConnectionDropped++;
       return undefined;
     }
+    const server = this.#server!;
+    const virtual = isVirtualSockaddr(peer);
+    if (server.acceptVirtualOnly && !virtual) {
+      this.stats.nonVirtualDropped++;
+      return undefined;
+    }
     if (!q.quiche_version_is_supported(version)) {
       if (length < MIN_CLIENT_INITIAL_LEN) {
         this.stats.unknownConnectionDropped++;
@@ -645,14 +773,22 @@ export class Endpoint implements ConnectionHost {
       this.stats.unknownConnectionDropped++;
       return undefined;
     }
-    const server = this.#server!;
+    // The sockaddr proper (a receive buffer's peer slot is longer).
+    const address = peer.subarray(0, this.localSockaddr.length);
+    const peerKey = cidKey(address);
+    // One connection per virtual peer: the client's repeated Initials to the DCID
+    // it chose are routed to its connection and never get here.
+    if (virtual && this.#virtualServerConnections.has(peerKey)) {
+      this.stats.duplicateVirtualDropped++;
+      return undefined;
+    }
     let odcid: Uint8Array | null = null;
     let localCid: Uint8Array;
     // A virtual peer's path was already validated by the transport it came through.
-    if ((server.retry ?? true) && !isVirtualSockaddr(peer)) {
+    if ((server.retry ?? true) && !virtual) {
       if (token.length === 0) {
         const newCid = newConnectionId();
-        const minted = this.#retryTokens.mint(peer, dcid);
+        const minted = this.#retryTokens.mint(address, dcid, newCid);
         const n = q.quiche_retry(
           scid,
           BigInt(scid.length),
@@ -670,7 +806,9 @@ export class Endpoint implements ConnectionHost {
         if (n > 0) this.#socket.sendTo(h.out.subarray(0, n), peer);
         return undefined;
       }
-      odcid = this.#retryTokens.validate(token, peer);
+      // Bound to this DCID: a replay to another DCID fails, and one to the same DCID
+      // reached the connection it made (if still alive) through the route map.
+      odcid = this.#retryTokens.validate(token, address, dcid);
       if (odcid === null || dcid.length !== LOCAL_CID_LENGTH) {
         this.stats.invalidTokens++;
         return undefined;
@@ -678,6 +816,13 @@ export class Endpoint implements ConnectionHost {
       localCid = dcid.slice();
     } else {
       localCid = newConnectionId();
+    }
+    const source = sourceKey(address);
+    const refusal = this.#handshakes.refusal(source);
+    if (refusal !== null) {
+      this.stats.handshakesRefused++;
+      this.#refusedReport.note({ peer: address.slice(), refusal });
+      return undefined;
     }
     const local = this.localSockaddr;
     const pointer = q.quiche_accept(
@@ -700,7 +845,47 @@ export class Endpoint implements ConnectionHost {
     // hears from us; route those to the same connection.
     if (odcid === null) connection.addRoute(dcid.slice());
     this.#connections.add(connection);
+    this.#handshakes.add(connection, source);
+    this.#handshakeDeadlines.set(connection, performance.now() + this.#handshakeTimeoutMs);
+    if (virtual) this.#virtualServerConnections.set(peerKey, connection);
     return connection;
+  }
+
+  /** Frees server connections whose handshake did not complete in time, telling each peer. */
+  #onHandshakeTimeouts(due: Connection[]): void {
+    const q = quiche();
+    const reason = new TextEncoder().encode("handshake timeout");
+    for (const connection of due) {
+      if (connection.isClosed || connection.isEstablished) continue;
+      this.stats.handshakesTimedOut++;
+      // One CONNECTION_CLOSE goes out; the state is freed now, without draining.
+      q.quiche_conn_close(
+        connection.pointer,
+        false,
+        BigInt(CONNECTION_REFUSED),
+        reason,
+        BigInt(reason.length),
+      );
+      this.#produce(connection);
+      this.#finish(connection);
+    }
+    this.#socket.flush();
+  }
+
+  #warnRefused(count: number, peer: Uint8Array, refusal: HandshakeRefusal): void {
+    log.warn(
+      "dropped {count} Initial(s) that would start a QUIC handshake past the limits " +
+        "({maxHandshakes} in progress, {maxPerAddress} per source address) since the last " +
+        "report, {total} in all; the latest from {peer}, over the {refusal} limit",
+      {
+        count,
+        total: this.stats.handshakesRefused,
+        maxHandshakes: this.#handshakes.maxTotal,
+        maxPerAddress: this.#handshakes.maxPerAddress,
+        peer: formatAddress(decodeSockaddr(peer)),
+        refusal,
+      },
+    );
   }
 
   /**
@@ -719,6 +904,8 @@ export class Endpoint implements ConnectionHost {
     this.#socket.flush();
     this.#closed = true;
     this.#scheduler.clear();
+    this.#handshakeDeadlines.clear();
+    this.#refusedReport.flush();
     for (const connection of [...this.#connections]) this.#finish(connection);
     await this.#socket.close();
     await this.#receiving.catch(() => {});
