@@ -14,6 +14,10 @@
  * (root), with the time from the agent's start to the direct path. Its flags:
  * --seconds N (iperf3, default 10), --pings N (default 20), --ping-interval S
  * (default 0.2), --cpu-prof-dir DIR (profile ztna's relay, connector and agent).
+ *
+ * `--suite memory` (also in `all`): what a relay connection and a session
+ * cost in resident memory, on loopback (bench/memory.ts); --nodes N (default
+ * 500), --sessions N (default 500).
  */
 import { parseArgs } from "node:util";
 import { createCa, issueIdentity, writeIdentityFiles } from "../lib/pki/mod.ts";
@@ -21,6 +25,7 @@ import { benchDenoQuic } from "./deno_quic.ts";
 import { benchOursQuic } from "./ours_quic.ts";
 import { formatResult, gbps, pps, type ThroughputResult } from "./result.ts";
 import { runTunnelSuite } from "./tunnel/mod.ts";
+import { runMemorySuite } from "./memory.ts";
 
 const SERVER_NAME = "bench.test";
 
@@ -85,7 +90,7 @@ async function runDatagramSuite(
 
 // --- Suite selection -------------------------------------------------------
 
-const SUITES = ["datagram", "tunnel", "all"] as const;
+const SUITES = ["datagram", "tunnel", "memory", "all"] as const;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -98,6 +103,8 @@ async function main(): Promise<void> {
       pings: { type: "string", default: "20" },
       "ping-interval": { type: "string", default: "0.2" },
       "cpu-prof-dir": { type: "string" },
+      nodes: { type: "string", default: "500" },
+      sessions: { type: "string", default: "500" },
     },
   });
   const suite = values.suite as (typeof SUITES)[number];
@@ -105,15 +112,21 @@ async function main(): Promise<void> {
     console.error(`--suite: expected one of ${SUITES.join(", ")}, got "${values.suite}"`);
     Deno.exit(2);
   }
-  const numbers = ["runs", "duration-ms", "payload", "seconds", "pings", "ping-interval"] as const;
+  const numbers = [
+    ...["runs", "duration-ms", "payload", "seconds", "pings", "ping-interval"],
+    ...["nodes", "sessions"],
+  ] as const;
   for (const name of numbers) {
     if (!(Number(values[name]) > 0)) {
       console.error(`--${name}: expected a positive number, got "${values[name]}"`);
       Deno.exit(2);
     }
   }
-  if (suite !== "tunnel") await runDatagramSuite(values);
-  if (suite !== "datagram") {
+  if (suite === "datagram" || suite === "all") await runDatagramSuite(values);
+  if (suite === "memory" || suite === "all") {
+    await runMemorySuite({ nodes: Number(values.nodes), sessions: Number(values.sessions) });
+  }
+  if (suite === "tunnel" || suite === "all") {
     await runTunnelSuite({
       seconds: Number(values.seconds),
       pings: Number(values.pings),

@@ -9,6 +9,15 @@ import { isServiceName } from "../lib/control/messages.ts";
 import { parseHostPort } from "../lib/net/address.ts";
 import { tcpHandler } from "../lib/connector/tcp_bridge.ts";
 import {
+  type ConnectorLimitOptions,
+  DEFAULT_MAX_TCP_CONNECTIONS,
+  DEFAULT_MAX_TCP_CONNECTIONS_PER_SESSION,
+  DEFAULT_MAX_UDP_FLOWS,
+  DEFAULT_MAX_UDP_FLOWS_PER_SESSION,
+  DEFAULT_TCP_BUFFER_BUDGET_MIB,
+} from "../lib/connector/limits.ts";
+import { DEFAULT_RECEIVE_FLOOR } from "../lib/tcp/mod.ts";
+import {
   DEFAULT_MAX_SESSIONS,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
 } from "../lib/session/session_table.ts";
@@ -29,10 +38,25 @@ Options:
   --max-sessions N     sessions at most (default ${DEFAULT_MAX_SESSIONS})
   --max-sessions-per-agent N
                        sessions of one agent at most (default ${DEFAULT_MAX_SESSIONS_PER_AGENT})
+  --max-udp-flows N    UDP flows (a socket each) of all sessions at most (default ${DEFAULT_MAX_UDP_FLOWS})
+  --max-udp-flows-per-session N
+                       UDP flows of one session at most (default ${DEFAULT_MAX_UDP_FLOWS_PER_SESSION})
+  --max-tcp-connections N
+                       TCP connections of all sessions at most (default ${DEFAULT_MAX_TCP_CONNECTIONS})
+  --max-tcp-connections-per-session N
+                       TCP connections of one session at most (default ${DEFAULT_MAX_TCP_CONNECTIONS_PER_SESSION})
+  --tcp-buffer-budget MIB
+                       memory for the receive windows and unread data of all TCP
+                       connections, in MiB (default ${DEFAULT_TCP_BUFFER_BUDGET_MIB}): windows shrink as it
+                       fills; a connection that cannot reserve ${
+    DEFAULT_RECEIVE_FLOOR / 1024
+  } KiB is refused
 
 The access list is applied when the relay announces a session, before any
 handshake: a refused agent hears 'access denied' at once and never learns this
-connector's address.
+connector's address. A UDP flow or TCP connection beyond a limit, or whose
+socket cannot be opened (the open-file limit reached), is refused with an ICMP
+unreachable or a RST, counted and logged at most once a minute.
 ${NODE_OPTIONS_USAGE}
 ${adminSocketUsage("connector")}`;
 
@@ -46,6 +70,11 @@ export const command = defineCommand({
     allow: { type: "string" },
     "max-sessions": { type: "string" },
     "max-sessions-per-agent": { type: "string" },
+    "max-udp-flows": { type: "string" },
+    "max-udp-flows-per-session": { type: "string" },
+    "max-tcp-connections": { type: "string" },
+    "max-tcp-connections-per-session": { type: "string" },
+    "tcp-buffer-budget": { type: "string" },
   },
   async run({ values }) {
     const service = requireOption(values.service, "service");
@@ -63,6 +92,7 @@ export const command = defineCommand({
     const allow = requireOption(values.allow, "allow").split(",").map((s) => s.trim()).filter(
       Boolean,
     );
+    const limits = connectorLimits(values);
     const connector = await Connector.start({
       ...nodeOptions(values),
       service,
@@ -77,6 +107,7 @@ export const command = defineCommand({
           DEFAULT_MAX_SESSIONS_PER_AGENT,
         ),
       },
+      limits,
     });
     console.log(
       `connector publishing ${service}; relay sees it at ${connector.node.link.observed}`,
@@ -88,3 +119,47 @@ export const command = defineCommand({
     }
   },
 });
+
+/** Most connections one TCP stack can track (lib/tcp's maxConnections bound). */
+const MAX_TCP_CONNECTIONS_FLAG = 1 << 24;
+/** Most UDP flows a flag may allow. */
+const MAX_UDP_FLOWS_FLAG = 1 << 20;
+/** Largest TCP buffer budget a flag may give, in MiB (1 TiB). */
+const MAX_TCP_BUFFER_BUDGET_MIB = 1 << 20;
+
+/** The flags that bound what all sessions use together. */
+type LimitFlag =
+  | "max-udp-flows"
+  | "max-udp-flows-per-session"
+  | "max-tcp-connections"
+  | "max-tcp-connections-per-session"
+  | "tcp-buffer-budget";
+
+/** The limit flags, checked (a UsageError names a bad one). */
+function connectorLimits(values: Partial<Record<LimitFlag, string>>): ConnectorLimitOptions {
+  const flag = (name: LimitFlag, fallback: number, max: number) =>
+    integerOption(values[name], name, fallback, 1, max);
+  return {
+    maxUdpFlows: flag("max-udp-flows", DEFAULT_MAX_UDP_FLOWS, MAX_UDP_FLOWS_FLAG),
+    maxUdpFlowsPerSession: flag(
+      "max-udp-flows-per-session",
+      DEFAULT_MAX_UDP_FLOWS_PER_SESSION,
+      MAX_UDP_FLOWS_FLAG,
+    ),
+    maxTcpConnections: flag(
+      "max-tcp-connections",
+      DEFAULT_MAX_TCP_CONNECTIONS,
+      MAX_TCP_CONNECTIONS_FLAG,
+    ),
+    maxTcpConnectionsPerSession: flag(
+      "max-tcp-connections-per-session",
+      DEFAULT_MAX_TCP_CONNECTIONS_PER_SESSION,
+      MAX_TCP_CONNECTIONS_FLAG,
+    ),
+    tcpBufferBytes: flag(
+      "tcp-buffer-budget",
+      DEFAULT_TCP_BUFFER_BUDGET_MIB,
+      MAX_TCP_BUFFER_BUDGET_MIB,
+    ) * 1024 * 1024,
+  };
+}

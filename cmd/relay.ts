@@ -9,6 +9,11 @@ import { type RelayIdentitySource, resolveRelayIdentity } from "../lib/identity/
 import { formatAddress, parseHostPort, type SocketAddress } from "../lib/net/address.ts";
 import { MAX_NODES, Relay, REQUESTS_PER_SECOND } from "../lib/relay/relay.ts";
 import { MAX_SESSIONS, MAX_SESSIONS_PER_AGENT } from "../lib/relay/session_broker.ts";
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_HANDSHAKES,
+  DEFAULT_MAX_HANDSHAKES_PER_ADDRESS,
+} from "../lib/quic/endpoint.ts";
 import { StunServer } from "../lib/relay/stun_server.ts";
 import { isWildcardIp } from "../lib/stun/server_addresses.ts";
 import { DEFAULT_SOURCE_LIMITS } from "../lib/stun/source_limiter.ts";
@@ -54,6 +59,12 @@ Options:
   --requests-per-second N
                        a node's register/open-session requests per second, burst 4x
                        (default ${REQUESTS_PER_SECOND}); more are answered rate-limited
+  --max-handshakes N   QUIC handshakes in progress at most (default ${DEFAULT_MAX_HANDSHAKES})
+  --max-handshakes-per-address N
+                       handshakes in progress from one IPv4 address or IPv6 /64 (default
+                       ${DEFAULT_MAX_HANDSHAKES_PER_ADDRESS}); Initials past either bound are dropped
+  --handshake-timeout-ms N
+                       a handshake not done in N ms is dropped (default ${DEFAULT_HANDSHAKE_TIMEOUT_MS})
   --alt-port N         also answer STUN (NAT-behaviour tests) on UDP port N (needs a
                        specific --listen address)
   --alt-address IP     a second address of this machine to answer STUN on, on both ports
@@ -176,6 +187,9 @@ export const command = defineCommand({
     "max-sessions": { type: "string" },
     "max-sessions-per-agent": { type: "string" },
     "requests-per-second": { type: "string" },
+    "max-handshakes": { type: "string" },
+    "max-handshakes-per-address": { type: "string" },
+    "handshake-timeout-ms": { type: "string" },
     "stats-interval": { type: "string" },
     ...ADMIN_SOCKET_OPTION,
     "alt-port": { type: "string" },
@@ -204,6 +218,21 @@ export const command = defineCommand({
         values["requests-per-second"],
         "requests-per-second",
         REQUESTS_PER_SECOND,
+      ),
+      maxHandshakes: integerOption(
+        values["max-handshakes"],
+        "max-handshakes",
+        DEFAULT_MAX_HANDSHAKES,
+      ),
+      maxHandshakesPerAddress: integerOption(
+        values["max-handshakes-per-address"],
+        "max-handshakes-per-address",
+        DEFAULT_MAX_HANDSHAKES_PER_ADDRESS,
+      ),
+      handshakeTimeoutMs: integerOption(
+        values["handshake-timeout-ms"],
+        "handshake-timeout-ms",
+        DEFAULT_HANDSHAKE_TIMEOUT_MS,
       ),
     };
     const statsSeconds = integerOption(
@@ -253,6 +282,7 @@ export const command = defineCommand({
         listen: formatAddress(relay.address),
         ...relay.snapshot(),
         stats: relay.stats,
+        endpoint: relay.endpoint.stats,
         stun: stunServer?.stats ?? null,
         sessions: relay.sessionSnapshots(),
       }));

@@ -141,7 +141,8 @@ Deno.test("100,000 random and mutated packets leave the server and its live conn
     const received = server.socketStats.packetsReceived;
     const accounted = stats.routedToConnections + stats.unknownConnectionDropped +
       stats.malformedDropped + stats.versionNegotiations + stats.retries +
-      stats.invalidTokens + stats.acceptFailures + stats.rawDelivered + stats.rawUnclaimed;
+      stats.invalidTokens + stats.acceptFailures + stats.rawDelivered + stats.rawUnclaimed +
+      stats.handshakesRefused + stats.nonVirtualDropped + stats.duplicateVirtualDropped;
     assert.equal(accounted, received, `every packet counted once: ${JSON.stringify(stats)}`);
     assert.ok(
       received >= GARBAGE_PACKETS * 0.9,

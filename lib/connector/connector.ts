@@ -4,7 +4,8 @@
  * grants, admits the end-to-end sessions the relay announces (checking the
  * agent's certificate against the access list), and terminates their IP
  * packets in user space (see Terminator). Sessions go direct when the agent
- * finds a path; the connector's end follows the agent's migrations.
+ * finds a path; the connector's end follows the agent's migrations. All sessions
+ * share one set of limits (UDP flows, TCP connections, TCP buffer memory).
  */
 import { getLogger } from "@logtape/logtape";
 import { formatAddress, type SocketAddress } from "../net/address.ts";
@@ -17,6 +18,8 @@ import type { NodeStatus } from "../admin/node_status.ts";
 import { readGrants } from "../pki/grants.ts";
 import { type TcpHandler, Terminator } from "./terminator.ts";
 import { RefusalLog } from "../events/refusal_log.ts";
+import { type ConnectorLimitOptions, ConnectorLimits, type ConnectorLimitStats } from "./limits.ts";
+import { openFileLimit } from "./open_file_limit.ts";
 
 const log = getLogger(["ztna", "connector"]);
 
@@ -31,21 +34,45 @@ export interface ConnectorOptions {
   forward: SocketAddress[];
   /** Agent names allowed in; `*` allows every agent the CA issued. */
   allow: string[];
-  /** Makes the TCP handler of a session (the userspace TCP stack); none: TCP is refused. */
-  tcp?: (send: (packet: Uint8Array) => void, targets: Map<number, SocketAddress>) => TcpHandler;
+  /**
+   * Makes the TCP handler of a session (the userspace TCP stack), bounded by the process's
+   * `limits`; none: TCP is refused.
+   */
+  tcp?: (
+    send: (packet: Uint8Array) => void,
+    targets: Map<number, SocketAddress>,
+    limits: ConnectorLimits,
+  ) => TcpHandler;
   /** Address the node's socket binds (default: any, a free port). */
   bind?: SocketAddress;
   /** Offer agents no direct path. */
   relayOnly?: boolean;
   /** Bounds on sessions (in all, per agent). */
   sessionLimits?: SessionTableLimits;
+  /** Bounds shared by all sessions: UDP flows, TCP connections, TCP buffer memory. */
+  limits?: ConnectorLimitOptions;
 }
+
+/** Counters of every live session's terminator, summed, and the process's limits. */
+export interface TerminatorTotals extends ConnectorLimitStats {
+  packetsIn: number;
+  echoReplies: number;
+  /** Packets refused with an ICMP unreachable (ports, protocols, UDP flow refusals). */
+  refused: number;
+  /** New UDP flows the live sessions refused (limits and sockets that failed to open). */
+  udpFlowsRefused: number;
+}
+
+/** What the connector does now: the node's status and the terminators' totals. */
+export type ConnectorStatus = NodeStatus & { terminator: TerminatorTotals };
 
 /** A running connector. */
 export class Connector {
   /** Sessions refused by the access list. */
   denied = 0;
   readonly node: Node;
+  /** Limits shared by every session. */
+  readonly limits: ConnectorLimits;
   readonly #options: ConnectorOptions;
   readonly #targets: Map<number, SocketAddress>;
   readonly #terminators = new Set<Terminator>();
@@ -54,6 +81,7 @@ export class Connector {
 
   private constructor(options: ConnectorOptions) {
     this.#options = options;
+    this.limits = new ConnectorLimits(options.limits);
     this.#targets = new Map(options.forward.map((target) => [target.port, target]));
     this.node = new Node({
       identity: options.identity,
@@ -82,6 +110,7 @@ export class Connector {
       await connector.close();
       throw error;
     }
+    connector.limits.checkOpenFileLimit(openFileLimit());
     log.info("publishing {service} -> {targets}", {
       service: options.service,
       targets: options.forward.map(formatAddress).join(", "),
@@ -89,21 +118,24 @@ export class Connector {
     return connector;
   }
 
-  /** Counters of every live session's terminator, summed. */
-  terminatorStats(): { packetsIn: number; echoReplies: number; refused: number; udpFlows: number } {
-    const out = { packetsIn: 0, echoReplies: 0, refused: 0, udpFlows: 0 };
+  /**
+   * Counters of every live session's terminator, summed, with the process's limits (open UDP
+   * flows and TCP connections, refusals, buffer budget, descriptors that ran out).
+   */
+  terminatorStats(): TerminatorTotals {
+    const out = { packetsIn: 0, echoReplies: 0, refused: 0, udpFlowsRefused: 0 };
     for (const t of this.#terminators) {
       out.packetsIn += t.stats.packetsIn;
       out.echoReplies += t.stats.echoReplies;
       out.refused += t.stats.refused;
-      out.udpFlows += t.udp.size;
+      out.udpFlowsRefused += t.udp.stats.flowsRefused;
     }
-    return out;
+    return { ...out, ...this.limits.stats() };
   }
 
   /** What the connector does now, for its admin socket. */
-  status(): NodeStatus {
-    return this.node.status([this.#options.service]);
+  status(): ConnectorStatus {
+    return { ...this.node.status([this.#options.service]), terminator: this.terminatorStats() };
   }
 
   /** The access list, applied when the relay announces a session: null accepts, a reason refuses. */
@@ -143,7 +175,8 @@ export class Connector {
     const terminator = new Terminator(
       this.#targets,
       send,
-      this.#options.tcp?.(send, this.#targets) ?? null,
+      this.#options.tcp?.(send, this.#targets, this.limits) ?? null,
+      this.limits,
     );
     this.#terminators.add(terminator);
     connection.onDatagram((packet) => terminator.receive(packet));
@@ -158,6 +191,7 @@ export class Connector {
   async close(): Promise<void> {
     this.#refusals.close();
     for (const terminator of this.#terminators) terminator.close();
+    this.limits.close();
     await this.node.close();
   }
 }

@@ -19,6 +19,7 @@ import {
   writeEchoReply,
 } from "../packet/mod.ts";
 import type { SocketAddress } from "../net/address.ts";
+import type { ConnectorLimits } from "./limits.ts";
 import { UdpFlows } from "./udp_flows.ts";
 
 /** Counters of a terminator. */
@@ -46,17 +47,19 @@ export class Terminator {
 
   /**
    * `targets` maps a service port to its forward target; `send` carries a packet
-   * back to the agent; `tcp` (optional) terminates TCP.
+   * back to the agent; `tcp` (optional) terminates TCP; `limits` are the
+   * process's, shared with every other session.
    */
   constructor(
     targets: Map<number, SocketAddress>,
     send: (packet: Uint8Array) => void,
     tcp: TcpHandler | null,
+    limits: ConnectorLimits,
   ) {
     this.#targets = targets;
     this.#send = send;
     this.#tcp = tcp;
-    this.udp = new UdpFlows(send);
+    this.udp = new UdpFlows(send, limits);
   }
 
   /** Handles one IP packet from the agent (the bytes are valid only during the call). */

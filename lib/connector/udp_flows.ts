@@ -1,7 +1,9 @@
 /**
  * UDP flows of the connector: each (agent address, port, service port) gets its
  * own UDP socket to the forward target, so replies map back to the flow; flows
- * idle for a while are closed, and their number is bounded.
+ * idle for a while are closed, and their number is bounded per session and per
+ * process (ConnectorLimits). A socket that cannot be opened (descriptors ran
+ * out, say) refuses the flow like a limit does.
  */
 import { getLogger } from "@logtape/logtape";
 import {
@@ -11,13 +13,12 @@ import {
   writeUdpPacket,
 } from "../packet/mod.ts";
 import type { SocketAddress } from "../net/address.ts";
+import type { ConnectorLimits } from "./limits.ts";
 
 const log = getLogger(["ztna", "connector", "udp"]);
 
-/** A flow closes after this long without a datagram either way. */
-export const UDP_FLOW_IDLE_MS = 60_000;
-/** Most concurrent flows per connector session. */
-export const MAX_UDP_FLOWS = 1024;
+/** Longest time between two sweeps for idle flows. */
+const SWEEP_MS = 5_000;
 
 interface Flow {
   socket: Deno.DatagramConn;
@@ -27,12 +28,15 @@ interface Flow {
   agentPort: number;
   servicePort: number;
   lastActive: number;
+  /** Closed and given back to the limits. */
+  closed: boolean;
 }
 
 /** Counters of the UDP flows. */
 export interface UdpFlowStats {
   flowsOpened: number;
   flowsExpired: number;
+  /** New flows refused: by a limit, or because their socket could not be opened. */
   flowsRefused: number;
   datagramsToTarget: number;
   datagramsFromTarget: number;
@@ -49,29 +53,43 @@ export class UdpFlows {
   };
   readonly #flows = new Map<string, Flow>();
   readonly #send: (packet: Uint8Array) => void;
+  readonly #limits: ConnectorLimits;
   readonly #sweeper: ReturnType<typeof setInterval>;
   readonly #reply = new Uint8Array(65_575);
 
-  /** `send` carries a reply IP packet back to the agent. */
-  constructor(send: (packet: Uint8Array) => void) {
+  /** `send` carries a reply IP packet back to the agent; `limits` are the process's. */
+  constructor(send: (packet: Uint8Array) => void, limits: ConnectorLimits) {
     this.#send = send;
-    this.#sweeper = setInterval(() => this.#expire(), 5_000);
+    this.#limits = limits;
+    const sweep = Math.min(SWEEP_MS, Math.max(1, Math.floor(limits.udpFlowIdleMs / 2)));
+    this.#sweeper = setInterval(() => this.#expire(), sweep);
   }
 
-  /** Sends one datagram of a flow to `target`; false if the flow limit refused a new flow. */
+  /**
+   * Sends one datagram of a flow to `target`; false if a new flow was refused (a limit, or
+   * its socket could not be opened).
+   */
   forward(ip: IpPacket, udp: UdpDatagram, target: SocketAddress): boolean {
     const key = `${ip.src.join(".")}|${udp.srcPort}|${ip.dst.join(".")}|${udp.dstPort}`;
     let flow = this.#flows.get(key);
     if (!flow) {
-      if (this.#flows.size >= MAX_UDP_FLOWS) {
+      if (!this.#limits.admitUdpFlow(this.#flows.size)) {
         this.stats.flowsRefused++;
         return false;
       }
-      const socket = Deno.listenDatagram({
-        transport: "udp",
-        hostname: target.hostname.includes(":") ? "::" : "0.0.0.0",
-        port: 0,
-      });
+      let socket: Deno.DatagramConn;
+      try {
+        socket = Deno.listenDatagram({
+          transport: "udp",
+          hostname: target.hostname.includes(":") ? "::" : "0.0.0.0",
+          port: 0,
+        });
+      } catch (error) {
+        this.#limits.udpFlowClosed();
+        this.#limits.openFailed("udp", target, error);
+        this.stats.flowsRefused++;
+        return false;
+      }
       flow = {
         socket,
         agent: ip.src.slice(),
@@ -79,6 +97,7 @@ export class UdpFlows {
         agentPort: udp.srcPort,
         servicePort: udp.dstPort,
         lastActive: performance.now(),
+        closed: false,
       };
       this.#flows.set(key, flow);
       this.stats.flowsOpened++;
@@ -107,20 +126,32 @@ export class UdpFlows {
         this.stats.datagramsFromTarget++;
         this.#send(this.#reply.subarray(0, length));
       }
-    } catch {
-      // Closed by expiry or shutdown.
+    } catch (error) {
+      if (!flow.closed) log.debug("UDP flow socket failed: {error}", { error: String(error) });
     } finally {
-      this.#flows.delete(key);
+      this.#drop(key, flow);
     }
   }
 
   #expire(): void {
     const now = performance.now();
     for (const [key, flow] of this.#flows) {
-      if (now - flow.lastActive < UDP_FLOW_IDLE_MS) continue;
-      this.#flows.delete(key);
+      if (now - flow.lastActive < this.#limits.udpFlowIdleMs) continue;
       this.stats.flowsExpired++;
+      this.#drop(key, flow);
+    }
+  }
+
+  /** Closes a flow's socket and gives its slot back, once. */
+  #drop(key: string, flow: Flow): void {
+    if (flow.closed) return;
+    flow.closed = true;
+    if (this.#flows.get(key) === flow) this.#flows.delete(key);
+    this.#limits.udpFlowClosed();
+    try {
       flow.socket.close();
+    } catch {
+      // The socket failed and closed already.
     }
   }
 
@@ -132,7 +163,6 @@ export class UdpFlows {
   /** Closes every flow. */
   close(): void {
     clearInterval(this.#sweeper);
-    for (const flow of this.#flows.values()) flow.socket.close();
-    this.#flows.clear();
+    for (const [key, flow] of [...this.#flows]) this.#drop(key, flow);
   }
 }

@@ -108,7 +108,8 @@ export class Node {
       this.endpoint = bindEndpoint(
         options.bind,
         options.role === "connector"
-          ? { config: session, onConnection: (c) => this.#accepted(c) }
+          // Sessions start on the relay path: no connection ever starts from a real address.
+          ? { config: session, onConnection: (c) => this.#accepted(c), acceptVirtualOnly: true }
           : undefined,
       );
     } catch (error) {

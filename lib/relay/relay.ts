@@ -74,6 +74,11 @@ export interface RelayOptions {
   admissionTimeoutMs?: number;
   /** A node's requests per second (default 50, burst 200); more are answered `rate-limited`. */
   requestsPerSecond?: number;
+  /** QUIC handshakes in progress at most, in all and per source address (see ServerOptions). */
+  maxHandshakes?: number;
+  maxHandshakesPerAddress?: number;
+  /** A handshake not done in this time is dropped (default 5 s). */
+  handshakeTimeoutMs?: number;
 }
 
 /** Counters of a relay. */
@@ -146,7 +151,13 @@ export class Relay {
     try {
       this.#endpoint = Endpoint.bind({
         address: options.listen,
-        server: { config: this.#config, onConnection: (c) => this.#admit(c) },
+        server: {
+          config: this.#config,
+          onConnection: (c) => this.#admit(c),
+          maxHandshakes: options.maxHandshakes,
+          maxHandshakesPerAddress: options.maxHandshakesPerAddress,
+          handshakeTimeoutMs: options.handshakeTimeoutMs,
+        },
       });
     } catch (error) {
       this.#config.free();

@@ -17,8 +17,10 @@ export interface BridgeSocket {
   close(): void;
 }
 
-/** Bytes read from the socket per `read`. */
+/** Most bytes read from the socket per `read`. */
 const READ_SIZE = 64 * 1024;
+/** Bytes of the first read buffer; it doubles (up to READ_SIZE) each time a read fills it. */
+const FIRST_READ_SIZE = 4 * 1024;
 
 /**
  * Runs until both directions are done, then closes `socket`. Rejects with the first failure
@@ -51,10 +53,12 @@ export async function bridge(connection: TcpConnection, socket: BridgeSocket): P
   })();
   const fromSocket = (async () => {
     const writer = connection.writable.getWriter();
-    const buffer = new Uint8Array(READ_SIZE);
+    // Small while the socket brings little (most connections wait with a read pending).
+    let buffer = new Uint8Array(FIRST_READ_SIZE);
     try {
       for (let n = await socket.read(buffer); n !== null; n = await socket.read(buffer)) {
         await writer.write(buffer.subarray(0, n)); // resolves once copied to the send buffer
+        if (n === buffer.length && n < READ_SIZE) buffer = new Uint8Array(n * 2);
       }
       await writer.close();
     } catch (error) {

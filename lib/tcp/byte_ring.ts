@@ -1,9 +1,10 @@
 /**
- * A bounded FIFO of bytes with random-access reads: the send buffer. Storage starts small and
- * doubles on demand up to the limit, so idle connections stay cheap.
+ * A bounded FIFO of bytes with random-access reads: the send buffer. Storage is allocated on
+ * the first push, starts small and doubles on demand up to the limit, so idle connections
+ * (and those that only receive) stay cheap.
  */
 
-/** Bytes of storage a new ring starts with. */
+/** Bytes of storage the first push allocates at least. */
 const INITIAL_STORAGE = 16 * 1024;
 
 /** A byte queue holding at most `limit` bytes. */
@@ -16,7 +17,7 @@ export class ByteRing {
 
   constructor(limit: number) {
     this.limit = limit;
-    this.#storage = new Uint8Array(Math.min(limit, INITIAL_STORAGE));
+    this.#storage = new Uint8Array(0);
   }
 
   /** Bytes held. */

@@ -124,6 +124,7 @@ export class TcpConnection {
     if (!tcb.finReceived || tcb.queue.bytes > 0) {
       tcb.abort(`reader cancelled: ${String(reason)}`, reason);
     }
+    tcb.discardUnread();
   }
 
   #write(chunk: Uint8Array): Promise<void> | void {

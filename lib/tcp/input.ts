@@ -196,7 +196,7 @@ function receiveData(tcb: Tcb, seq: number, payload: Uint8Array): boolean {
     tcb.sendAck(); // a duplicate ACK (with SACK) at once, for the peer's fast retransmit
     return cut;
   }
-  tcb.queue.push(data.slice());
+  tcb.queue.push(data);
   tcb.rcvNxt = seqAdd(tcb.rcvNxt, data.length);
   let filled = false;
   for (let next = tcb.reassembly.next(tcb.rcvNxt); next; next = tcb.reassembly.next(tcb.rcvNxt)) {

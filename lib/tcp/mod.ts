@@ -12,3 +12,11 @@ export { TcpConnectionError, type TcpErrorCode } from "./errors.ts";
 export { describeFlow, type TcpFlow } from "./flow.ts";
 export { TcpStack, type TcpStackOptions } from "./stack.ts";
 export type { TcpState } from "./state.ts";
+export { type TcpSharedBudget, UNLIMITED_BUDGET } from "./receive_budget.ts";
+export {
+  type BudgetRefusal,
+  DEFAULT_RECEIVE_FLOOR,
+  SharedTcpBudget,
+  type SharedTcpBudgetOptions,
+  type SharedTcpBudgetStats,
+} from "./shared_budget.ts";

@@ -1,12 +1,23 @@
-/** In-order received bytes the application has not read yet, as copied chunks. */
+/**
+ * In-order received bytes the application has not read yet, copied into blocks of 16 KiB (so
+ * a window of small segments costs a few allocations, not one per segment).
+ */
 
-/** Largest chunk `take` builds by joining smaller ones. */
+/** Bytes per block (a larger segment gets a block of its own size). */
+const BLOCK = 16 * 1024;
+/** Largest chunk `take` builds by joining blocks. */
 const MAX_JOINED = 64 * 1024;
 
-/** A FIFO of received chunks with a byte count. */
+/** A block: bytes `[start, end)` of `bytes` are unread. */
+interface Block {
+  bytes: Uint8Array;
+  start: number;
+  end: number;
+}
+
+/** A FIFO of received bytes with a byte count. */
 export class ReceiveQueue {
-  #chunks: Uint8Array[] = [];
-  #first = 0;
+  #blocks: Block[] = [];
   #bytes = 0;
 
   /** Unread bytes. */
@@ -14,52 +25,71 @@ export class ReceiveQueue {
     return this.#bytes;
   }
 
-  /** Appends a chunk (kept as is: pass a copy). */
-  push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
-    this.#bytes += chunk.length;
+  /** Appends a copy of `data`. */
+  push(data: Uint8Array): void {
+    if (data.length === 0) return;
+    this.#bytes += data.length;
+    const last = this.#blocks[this.#blocks.length - 1];
+    let at = 0;
+    if (last && last.end < last.bytes.length) {
+      at = Math.min(data.length, last.bytes.length - last.end);
+      last.bytes.set(data.subarray(0, at), last.end);
+      last.end += at;
+    }
+    if (at === data.length) return;
+    const rest = data.subarray(at);
+    const bytes = new Uint8Array(Math.max(BLOCK, rest.length));
+    bytes.set(rest);
+    this.#blocks.push({ bytes, start: 0, end: rest.length });
   }
 
   /**
-   * Removes and returns the next bytes: the first chunk, joined with the following ones up to
-   * 64 KiB so small segments reach the reader as fewer, larger chunks. Undefined when empty.
+   * Removes and returns the next bytes, up to 64 KiB: a view of the first block when it holds
+   * them, else a copy joining blocks. Undefined when empty.
    */
   take(): Uint8Array | undefined {
     if (this.#bytes === 0) return undefined;
-    const chunks = this.#chunks;
-    let end = this.#first + 1;
-    let size = chunks[this.#first].length;
-    while (end < chunks.length && size + chunks[end].length <= MAX_JOINED) {
-      size += chunks[end++].length;
+    const blocks = this.#blocks;
+    const first = blocks[0];
+    if (blocks.length === 1 || first.end - first.start >= MAX_JOINED) {
+      const length = Math.min(first.end - first.start, MAX_JOINED);
+      const out = first.bytes.subarray(first.start, first.start + length);
+      this.#consume(length);
+      return out;
     }
-    let out: Uint8Array;
-    if (end === this.#first + 1) {
-      out = chunks[this.#first];
-    } else {
-      out = new Uint8Array(size);
-      let at = 0;
-      for (let i = this.#first; i < end; i++) {
-        out.set(chunks[i], at);
-        at += chunks[i].length;
-      }
+    let size = 0;
+    for (const block of blocks) {
+      size += block.end - block.start;
+      if (size >= MAX_JOINED) break;
     }
-    this.#first = end;
-    this.#bytes -= size;
-    if (this.#first === chunks.length) {
-      this.#chunks = [];
-      this.#first = 0;
-    } else if (this.#first > 1024) {
-      this.#chunks = chunks.slice(this.#first);
-      this.#first = 0;
+    const out = new Uint8Array(Math.min(size, MAX_JOINED));
+    for (let at = 0; at < out.length;) {
+      const block = blocks[0];
+      const n = Math.min(block.end - block.start, out.length - at);
+      out.set(block.bytes.subarray(block.start, block.start + n), at);
+      at += n;
+      this.#consume(n);
     }
     return out;
   }
 
   /** Drops everything. */
   clear(): void {
-    this.#chunks = [];
-    this.#first = 0;
+    this.#blocks = [];
     this.#bytes = 0;
+  }
+
+  /** Marks `n` bytes of the first block read, dropping it once done. */
+  #consume(n: number): void {
+    const first = this.#blocks[0];
+    first.start += n;
+    this.#bytes -= n;
+    if (first.start === first.end) {
+      if (this.#blocks.length === 1) {
+        // Keep appending after what was handed out; a fresh block once it is full.
+        return;
+      }
+      this.#blocks.shift();
+    }
   }
 }

@@ -20,6 +20,7 @@ import { TcpConnection } from "./connection.ts";
 import { type TcpCounters, zeroCounters } from "./counters.ts";
 import { flowKey, makeFlow, type TcpFlow } from "./flow.ts";
 import { segmentArrives } from "./input.ts";
+import { type TcpSharedBudget, UNLIMITED_BUDGET } from "./receive_budget.ts";
 import { resetFor } from "./segment.ts";
 import { Tcb, type TcbHost } from "./tcb.ts";
 
@@ -37,6 +38,11 @@ export interface TcpStackOptions extends TcpTuning {
   onConnection(connection: TcpConnection, flow: TcpFlow): void;
   /** Whether to accept a SYN for `flow`; refused ones get a RST. Default: accept all. */
   accept?(flow: TcpFlow): boolean;
+  /**
+   * Connection slots and receive memory shared with other stacks: a SYN it does not admit
+   * gets a RST, and windows are advertised only out of its reservations. Default: unlimited.
+   */
+  shared?: TcpSharedBudget;
 }
 
 /** A passive-open TCP endpoint for every address and port the packets it is fed carry. */
@@ -47,6 +53,7 @@ export class TcpStack {
   readonly #send: (packet: Uint8Array) => void;
   readonly #onConnection: (connection: TcpConnection, flow: TcpFlow) => void;
   readonly #accept: ((flow: TcpFlow) => boolean) | undefined;
+  readonly #shared: TcpSharedBudget;
   readonly #tcbs = new Map<string, Tcb>();
   readonly #timers = new DeadlineScheduler<Tcb>((due) => {
     const now = performance.now();
@@ -63,9 +70,11 @@ export class TcpStack {
     this.#send = options.send;
     this.#onConnection = options.onConnection;
     this.#accept = options.accept;
+    this.#shared = options.shared ?? UNLIMITED_BUDGET;
     this.#host = {
       config: this.#config,
       counters: this.counters,
+      budget: this.#shared,
       transmit: (packet) => this.#transmit(packet),
       setDeadline: (tcb, at) => this.#timers.set(tcb, at),
       requestFlush: (tcb) => this.#requestFlush(tcb),
@@ -130,6 +139,11 @@ export class TcpStack {
       counters.synsDropped++;
       return;
     }
+    if (!this.#shared.enter()) {
+      counters.synsDropped++;
+      this.#reply(resetFor(ip, seg));
+      return;
+    }
     const created = new Tcb(this.#host, key, flow, ends, seg);
     this.#tcbs.set(key, created);
     created.sendSynAck(now);
@@ -186,7 +200,10 @@ export class TcpStack {
   }
 
   #finished(tcb: Tcb): void {
-    if (this.#tcbs.get(tcb.key) === tcb) this.#tcbs.delete(tcb.key);
+    if (this.#tcbs.get(tcb.key) === tcb) {
+      this.#tcbs.delete(tcb.key);
+      this.#shared.leave();
+    }
     this.#timers.delete(tcb);
     this.#dirty.delete(tcb);
   }

@@ -25,6 +25,7 @@ import { TcpConnectionError, type TcpErrorCode } from "./errors.ts";
 import { describeFlow, type TcpFlow } from "./flow.ts";
 import { Reassembly } from "./reassembly.ts";
 import { ReceiveQueue } from "./receive_queue.ts";
+import { ReceiveReservation, type TcpSharedBudget } from "./receive_budget.ts";
 import { RttEstimator } from "./rtt.ts";
 import { SackScoreboard } from "./scoreboard.ts";
 import { buildSegment, type Endpoints, type OutgoingSegment } from "./segment.ts";
@@ -34,6 +35,8 @@ import { isActiveState, type TcpState } from "./state.ts";
 export interface TcbHost {
   readonly config: TcpConfig;
   readonly counters: TcpCounters;
+  /** Receive memory shared with other connections (and stacks). */
+  readonly budget: TcpSharedBudget;
   /** Hands a packet to the stack's `send` (counted; a throwing `send` loses the segment). */
   transmit(packet: Uint8Array): void;
   /** Sets (Infinity: clears) the control block's one deadline, on `performance.now()` time. */
@@ -138,6 +141,8 @@ export class Tcb implements Endpoints {
   readonly maxRcvWindow: number;
   readonly sackPermitted: boolean;
   readonly queue = new ReceiveQueue();
+  /** What this connection may hold of the shared receive budget; windows come out of it. */
+  readonly reservation: ReceiveReservation;
   readonly reassembly: Reassembly;
   /** The peer's FIN sequence number once seen, in order or not. */
   finSeq: number | undefined;
@@ -147,6 +152,10 @@ export class Tcb implements Endpoints {
   unackedSegments = 0;
   /** An ACK is owed at the next flush. */
   ackPending = false;
+  /** Bytes of the last chunk `read` returned: the application holds them until it reads on. */
+  #delivered = 0;
+  /** The stack forgot this block: no window is open any more. */
+  #gone = false;
 
   // Timers, on performance.now() time; Infinity when off. `closeAt` ends TIME_WAIT or an
   // idle FIN_WAIT_2.
@@ -199,6 +208,7 @@ export class Tcb implements Endpoints {
     this.rcvNxt = seqAdd(syn.seq, 1);
     this.rcvAdv = this.rcvNxt;
     this.reassembly = new Reassembly(config.maxOutOfOrderSegments);
+    this.reservation = new ReceiveReservation(host.budget);
     host.counters.connectionsHalfOpen++;
   }
 
@@ -210,7 +220,8 @@ export class Tcb implements Endpoints {
   /** Sends (or resends) the SYN-ACK and keeps the retransmission timer running. */
   sendSynAck(now: number): void {
     const retransmission = seqGt(this.sndMax, this.iss);
-    const window = Math.min(this.maxRcvWindow, 0xffff);
+    const open = this.#openWindow();
+    const window = open + this.reservation.grow(open, Math.min(this.maxRcvWindow, 0xffff) - open);
     this.rcvAdv = seqAdd(this.rcvNxt, window);
     const options: TcpOptions = { mss: this.rcvMss };
     if (this.scaling) options.windowScale = this.rcvScale;
@@ -257,11 +268,24 @@ export class Tcb implements Endpoints {
 
   // ---- The application's side.
 
-  /** The next unread data (also reopening the window), or undefined when none is queued. */
+  /**
+   * The next unread data (also reopening the window), or undefined when none is queued. The
+   * chunk returned stays reserved until the next call: the application is working on it.
+   */
   read(): Uint8Array | undefined {
+    const released = this.#delivered;
     const chunk = this.queue.take();
-    if (chunk && this.#windowGrowth() > 0) this.ackLater();
+    this.#delivered = chunk?.length ?? 0;
+    this.#settle();
+    if ((chunk || released > 0) && this.#windowGrowth() > 0) this.ackLater();
     return chunk;
+  }
+
+  /** The application will read no more: unread data is dropped and its reservation freed. */
+  discardUnread(): void {
+    this.queue.clear();
+    this.#delivered = 0;
+    this.#settle();
   }
 
   /** Queues as much of `data` as the send buffer takes; returns how many bytes that was. */
@@ -457,10 +481,36 @@ export class Tcb implements Endpoints {
     return growth >= Math.min(this.maxRcvWindow / 2, this.rcvMss) ? growth : 0;
   }
 
-  /** The window field for a segment sent now, moving the advertised edge if it may. */
+  /**
+   * The window field for a segment sent now, moving the advertised edge if it may: by what
+   * the reservation covers, and (silly-window avoidance again) not by less than the minimum.
+   */
   #windowField(): number {
-    this.rcvAdv = seqAdd(this.rcvAdv, this.#windowGrowth());
+    const growth = this.#windowGrowth();
+    if (growth > 0) {
+      const granted = this.reservation.grow(this.#promised(), growth);
+      if (granted >= Math.min(this.maxRcvWindow / 2, this.rcvMss)) {
+        this.rcvAdv = seqAdd(this.rcvAdv, granted);
+      } else {
+        this.#settle();
+      }
+    }
     return Math.min(0xffff, seqDiff(this.rcvAdv, this.rcvNxt) >>> this.rcvScale);
+  }
+
+  /** Bytes the advertised window still lets the peer send (0 once the stack forgot us). */
+  #openWindow(): number {
+    return this.#gone ? 0 : Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
+  }
+
+  /** Bytes this connection may have to hold: unread, in the application's hands, window open. */
+  #promised(): number {
+    return this.queue.bytes + this.#delivered + this.#openWindow();
+  }
+
+  /** Gives back the reservation beyond what is promised. */
+  #settle(): void {
+    this.reservation.settle(this.#promised(), !this.#gone);
   }
 
   /** Sends a RST now: `<SEQ=acceptable><ACK=RCV.NXT><CTL=RST,ACK>`. */
@@ -606,6 +656,7 @@ export class Tcb implements Endpoints {
     this.setState("CLOSED");
     this.#release();
     this.queue.clear();
+    this.#delivered = 0;
     this.listener?.onClosed(this.error);
     this.finish();
   }
@@ -624,6 +675,8 @@ export class Tcb implements Endpoints {
   finish(): void {
     this.setState("CLOSED");
     this.rtoAt = this.persistAt = this.closeAt = Infinity;
+    this.#gone = true;
+    this.#settle();
     this.host.finished(this);
   }
 
