@@ -1,19 +1,22 @@
 /**
  * The memory suite: what one relay connection and one session cost, measured
  * as the resident-set growth of real `ztna relay` and `ztna connector`
- * processes on loopback while this process connects `nodes` agents (one
- * identity each: the relay holds one connection per identity) and opens
- * `sessions` sessions through the relay to the connector (QUIC handshake done,
- * admitted). Figures are per connection and per session, after a settling
+ * processes on loopback while `nodes` agents connect (one identity each: the
+ * relay holds one connection per identity; spread over holder processes, see
+ * memory_nodes_main.ts) and one more agent, in this process, opens `sessions`
+ * sessions through the relay to the connector (QUIC handshake done, admitted). Figures are per connection and per session, after a settling
  * pause; V8's heap makes them estimates, not exact costs.
  */
 import { createCa, grantNames, issueIdentity, writeIdentityFiles } from "../lib/pki/mod.ts";
 import { denoCommand } from "../lib/netns/deno_command.ts";
-import { parseHostPort, type SocketAddress } from "../lib/net/address.ts";
+import { formatAddress, parseHostPort, type SocketAddress } from "../lib/net/address.ts";
 import type { NodeIdentity } from "../lib/node/configs.ts";
 import { Node } from "../lib/node/node.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url);
+const NODES_MAIN = new URL("./memory_nodes_main.ts", import.meta.url);
+/** Agent nodes per holder process (see memory_nodes_main.ts). */
+const NODES_PER_PROCESS = 20;
 const RELAY_NAME = "relay.bench";
 const SETTLE_MS = 2_000;
 
@@ -30,10 +33,11 @@ interface ZtnaProcess {
   line(pattern: RegExp, timeoutMs?: number): Promise<string>;
 }
 
-function spawn(args: string[]): ZtnaProcess {
-  const [command, ...rest] = denoCommand(MAIN, args);
+function spawn(args: string[], script: URL = MAIN): ZtnaProcess {
+  const [command, ...rest] = denoCommand(script, args);
   const process = new Deno.Command(command, {
     args: rest,
+    stdin: "piped",
     stdout: "piped",
     stderr: "piped",
     env: { DENO_NO_UPDATE_CHECK: "1" },
@@ -75,6 +79,7 @@ async function rss(pid: number): Promise<number> {
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
 /** Runs the suite and prints its figures. */
 export async function runMemorySuite(options: MemoryOptions): Promise<void> {
@@ -115,19 +120,27 @@ export async function runMemorySuite(options: MemoryOptions): Promise<void> {
     await settle();
     const relayBase = await rss(relay.process.pid);
 
-    const agents: NodeIdentity[] = [];
-    for (let i = 0; i < options.nodes; i++) agents.push(await identity(`agent-${i}`, "agent"));
-    for (const id of agents) {
-      const node = new Node({
-        identity: id,
-        relay: relayAddress,
-        relayName: RELAY_NAME,
-        role: "agent",
-        bind: { hostname: "127.0.0.1", port: 0 },
-        relayOnly: true,
-      });
-      nodes.push(node);
-      await node.start();
+    const prefixes: string[] = [];
+    for (let i = 0; i < options.nodes; i++) {
+      await identity(`agent-${i}`, "agent");
+      prefixes.push(`${dir}/agent-${i}`);
+    }
+    for (let at = 0; at < prefixes.length; at += NODES_PER_PROCESS) {
+      const batch = prefixes.slice(at, at + NODES_PER_PROCESS);
+      const holder = spawn(
+        [
+          "--relay",
+          formatAddress(relayAddress),
+          "--relay-name",
+          RELAY_NAME,
+          "--ca",
+          caFile,
+          ...batch,
+        ],
+        NODES_MAIN,
+      );
+      children.push(holder);
+      await holder.line(new RegExp(`^ready ${batch.length}$`), 60_000);
     }
     await settle();
     const relayWithNodes = await rss(relay.process.pid);
@@ -141,10 +154,19 @@ export async function runMemorySuite(options: MemoryOptions): Promise<void> {
     ]);
     children.push(connector);
     await connector.line(/connector publishing web/);
+    const agent = new Node({
+      identity: await identity("agent-sessions", "agent"),
+      relay: relayAddress,
+      relayName: RELAY_NAME,
+      role: "agent",
+      bind: { hostname: "127.0.0.1", port: 0 },
+      relayOnly: true,
+    });
+    nodes.push(agent);
+    await agent.start();
     await settle();
     const connectorBase = await rss(connector.process.pid);
     const relayBeforeSessions = await rss(relay.process.pid);
-    const agent = nodes[0];
     for (let opened = 0; opened < options.sessions;) {
       const batch = Math.min(20, options.sessions - opened);
       await Promise.all(Array.from({ length: batch }, () => agent.openSession("web")));
@@ -156,11 +178,11 @@ export async function runMemorySuite(options: MemoryOptions): Promise<void> {
 
     console.log(`\nmemory (resident set growth, loopback, ${SETTLE_MS} ms settling):`);
     console.log(
-      `  relay: ${kib(relayBase)} at start; ${options.nodes} connected nodes: ` +
+      `  relay: ${mib(relayBase)} at start; ${options.nodes} connected nodes: ` +
         `${kib((relayWithNodes - relayBase) / options.nodes)} per relay connection`,
     );
     console.log(
-      `  connector: ${kib(connectorBase)} at start; ${options.sessions} admitted sessions: ` +
+      `  connector: ${mib(connectorBase)} at start; ${options.sessions} admitted sessions: ` +
         `${kib((connectorWithSessions - connectorBase) / options.sessions)} per session`,
     );
     console.log(
@@ -168,7 +190,9 @@ export async function runMemorySuite(options: MemoryOptions): Promise<void> {
     );
   } finally {
     for (const node of nodes) await node.close();
+    // Every child stops on SIGTERM (the holders' nodes need no goodbye: the relay stops too).
     for (const child of children) {
+      await child.process.stdin.close().catch(() => {});
       try {
         child.process.kill("SIGTERM");
       } catch {
