@@ -40,6 +40,7 @@ function parseService(text: string): AgentService {
 
 export const command = defineCommand({
   usage: USAGE,
+  config: true,
   options: {
     ...NODE_OPTIONS,
     ...ADMIN_SOCKET_OPTION,

@@ -5,6 +5,15 @@ import { integerOption, requireOption } from "../lib/cli/args.ts";
 import { NODE_OPTIONS, NODE_OPTIONS_USAGE, nodeOptions } from "../lib/cli/node_options.ts";
 import { ADMIN_SOCKET_OPTION, adminSocketUsage, serveUntilShutdown } from "../lib/cli/daemon.ts";
 import { Connector } from "../lib/connector/connector.ts";
+import {
+  joinServices,
+  parseAllowList,
+  parsePublish,
+  PUBLISH_SYNTAX,
+  type PublishedService,
+  servicesFromTable,
+} from "../lib/connector/services.ts";
+import type { ConfigFileValues } from "../lib/cli/config_file.ts";
 import { isServiceName } from "../lib/control/messages.ts";
 import { parseHostPort } from "../lib/net/address.ts";
 import { tcpHandler } from "../lib/connector/tcp_bridge.ts";
@@ -25,16 +34,23 @@ import {
 const USAGE =
   `Usage: ztna connector --service NAME --forward HOST:PORT [--forward ...] --allow AGENTS
                       --relay HOST:PORT --relay-name NAME --cert F --key F --ca F
+       ztna connector --publish '${PUBLISH_SYNTAX}' [--publish ...]
+                      --relay HOST:PORT --relay-name NAME --cert F --key F --ca F
+       ztna connector --config FILE
 
-Publishes the service NAME (its certificate must grant it) through the relay.
-Agents' packets for the service are terminated here in user space: ICMP echo is
-answered, UDP and TCP to port P are bridged to the --forward target with port P,
-and everything else is refused. Needs no root.
+Publishes services (its certificate must grant each) through the relay, from one
+process and one identity. Agents' packets for a service are terminated here in
+user space: ICMP echo is answered, UDP and TCP to port P are bridged to that
+service's forward target with port P, and everything else is refused. Each
+service has its own access list. Needs no root.
 
 Options:
-  --service NAME       the service to publish (required)
-  --forward HOST:PORT  a target for the service's port PORT (required; repeatable)
-  --allow LIST         comma-separated agent names allowed in, or '*' for every agent (required)
+  --service NAME       a service to publish, with --forward and --allow
+  --forward HOST:PORT  a target for the service's port PORT (repeatable)
+  --allow LIST         comma-separated agent names allowed in, or '*' for every agent
+  --publish SPEC       another service: ${PUBLISH_SYNTAX}
+                       (repeatable; quote it for the shell), e.g.
+                       --publish 'db=127.0.0.1:5432;allow=alice,bob'
   --max-sessions N     sessions at most (default ${DEFAULT_MAX_SESSIONS})
   --max-sessions-per-agent N
                        sessions of one agent at most (default ${DEFAULT_MAX_SESSIONS_PER_AGENT})
@@ -52,6 +68,12 @@ Options:
     DEFAULT_RECEIVE_FLOOR / 1024
   } KiB is refused
 
+In a --config file, services are tables (a --service or --publish of the same
+name replaces one):
+  [services.web]
+  forward = ["127.0.0.1:8080", "127.0.0.1:8443"]
+  allow = ["alice", "bob"]
+
 The access list is applied when the relay announces a session, before any
 handshake: a refused agent hears 'access denied' at once and never learns this
 connector's address. A UDP flow or TCP connection beyond a limit, or whose
@@ -62,12 +84,14 @@ ${adminSocketUsage("connector")}`;
 
 export const command = defineCommand({
   usage: USAGE,
+  config: { tables: ["services"] },
   options: {
     ...NODE_OPTIONS,
     ...ADMIN_SOCKET_OPTION,
     service: { type: "string" },
     forward: { type: "string", multiple: true },
     allow: { type: "string" },
+    publish: { type: "string", multiple: true },
     "max-sessions": { type: "string" },
     "max-sessions-per-agent": { type: "string" },
     "max-udp-flows": { type: "string" },
@@ -76,28 +100,12 @@ export const command = defineCommand({
     "max-tcp-connections-per-session": { type: "string" },
     "tcp-buffer-budget": { type: "string" },
   },
-  async run({ values }) {
-    const service = requireOption(values.service, "service");
-    if (!isServiceName(service)) {
-      throw new UsageError(`--service: invalid service name "${service}"`);
-    }
-    const forward = (values.forward ?? []).map((text) => {
-      try {
-        return parseHostPort(text);
-      } catch (error) {
-        throw new UsageError(`--forward: ${(error as Error).message}`);
-      }
-    });
-    if (forward.length === 0) throw new UsageError("missing required option --forward");
-    const allow = requireOption(values.allow, "allow").split(",").map((s) => s.trim()).filter(
-      Boolean,
-    );
+  async run({ values, configFile }) {
+    const services = publishedServices(values, configFile);
     const limits = connectorLimits(values);
     const connector = await Connector.start({
       ...nodeOptions(values),
-      service,
-      forward,
-      allow,
+      services,
       tcp: tcpHandler,
       sessionLimits: {
         maxSessions: integerOption(values["max-sessions"], "max-sessions", DEFAULT_MAX_SESSIONS),
@@ -110,7 +118,9 @@ export const command = defineCommand({
       limits,
     });
     console.log(
-      `connector publishing ${service}; relay sees it at ${connector.node.link.observed}`,
+      `connector publishing ${
+        connector.serviceNames.join(", ")
+      }; relay sees it at ${connector.node.link.observed}`,
     );
     try {
       await serveUntilShutdown("connector", values["admin-socket"], () => connector.status());
@@ -119,6 +129,52 @@ export const command = defineCommand({
     }
   },
 });
+
+/** The single-service flags' service, or null when --service is not given. */
+function singleService(
+  values: { service?: string; forward?: string[]; allow?: string },
+): PublishedService | null {
+  if (values.service === undefined) {
+    if (values.forward !== undefined || values.allow !== undefined) {
+      throw new UsageError("--forward and --allow need --service (or use --publish)");
+    }
+    return null;
+  }
+  const name = values.service;
+  if (!isServiceName(name)) throw new UsageError(`--service: invalid service name "${name}"`);
+  const forward = (values.forward ?? []).map((text) => {
+    try {
+      return parseHostPort(text);
+    } catch (error) {
+      throw new UsageError(`--forward: ${(error as Error).message}`);
+    }
+  });
+  if (forward.length === 0) throw new UsageError("missing required option --forward");
+  return { name, forward, allow: parseAllowList(requireOption(values.allow, "allow")) };
+}
+
+/**
+ * The services to publish: --service's, every --publish, and the config file's
+ * [services.NAME] tables whose names those do not give; one at least.
+ */
+function publishedServices(
+  values: { service?: string; forward?: string[]; allow?: string; publish?: string[] },
+  configFile: ConfigFileValues | undefined,
+): PublishedService[] {
+  const single = singleService(values);
+  const given = joinServices(single ? [single] : [], (values.publish ?? []).map(parsePublish));
+  const names = new Set(given.map((service) => service.name));
+  const tables = configFile?.tables.services === undefined
+    ? []
+    : servicesFromTable(configFile.tables.services, configFile.file);
+  const services = joinServices(given, tables.filter((service) => !names.has(service.name)));
+  if (services.length === 0) {
+    throw new UsageError(
+      "missing required option --service (or --publish, or [services.NAME] in --config)",
+    );
+  }
+  return services;
+}
 
 /** Most connections one TCP stack can track (lib/tcp's maxConnections bound). */
 const MAX_TCP_CONNECTIONS_FLAG = 1 << 24;

@@ -175,6 +175,7 @@ function identitySource(values: {
 /** The `relay` command. */
 export const command = defineCommand({
   usage: USAGE,
+  config: true,
   options: {
     listen: { type: "string" },
     "state-dir": { type: "string" },

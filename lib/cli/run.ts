@@ -9,7 +9,13 @@ import { parseArgs } from "node:util";
 import { libquicheInfo } from "../../ffi/quiche.ts";
 import { configureLogging, type LogOptions } from "../log.ts";
 import { VERSION } from "../version.ts";
-import { GLOBAL_OPTIONS, GLOBAL_OPTIONS_USAGE, logOptionsFrom, parseCommandLine } from "./args.ts";
+import {
+  GLOBAL_OPTIONS,
+  GLOBAL_OPTIONS_USAGE,
+  type GlobalFlags,
+  logOptionsFrom,
+  parseCommandLine,
+} from "./args.ts";
 import type { Command, CommandRegistry, PreparedCommand } from "./command.ts";
 import { errorMessage, ExitCode, UsageError } from "./errors.ts";
 
@@ -89,12 +95,11 @@ function splitAtCommand(argv: string[]): { before: string[]; name?: string; rest
 /** Runs the command line `argv` against `registry`; returns the exit status. */
 export async function runCli(argv: string[], registry: CommandRegistry): Promise<number> {
   const split = splitAtCommand(argv);
-  let topLog: LogOptions;
-  let top: { help?: boolean; version?: boolean };
+  let top: GlobalFlags & { help?: boolean; version?: boolean };
   try {
     const parsed = parseCommandLine(split.before, TOP_OPTIONS);
     top = parsed.values;
-    topLog = logOptionsFrom(parsed.values);
+    logOptionsFrom(top); // A bad one is the program's usage error, before loading the command.
   } catch (error) {
     return usageFailure(PROGRAM, error);
   }
@@ -123,7 +128,8 @@ export async function runCli(argv: string[], registry: CommandRegistry): Promise
       console.log(commandUsage(command));
       return ExitCode.ok;
     }
-    logOptions = logOptionsFrom(prepared.globals, topLog);
+    // Flags after the command name, then before it, then its variables and configuration file.
+    logOptions = logOptionsFrom(prepared.globals, logOptionsFrom(top, prepared.logDefaults));
   } catch (error) {
     return usageFailure(label, error);
   }

@@ -1,9 +1,10 @@
 /**
  * The connector: publishes services through the relay without root. Its node
- * dials the relay from one UDP socket, registers the services its certificate
- * grants, admits the end-to-end sessions the relay announces (checking the
- * agent's certificate against the access list), and terminates their IP
- * packets in user space (see Terminator). Sessions go direct when the agent
+ * dials the relay from one UDP socket, registers each service (its certificate
+ * must grant them all), admits the end-to-end sessions the relay announces
+ * (checking the agent's certificate against the access list of the service the
+ * relay names), and terminates their IP packets in user space with that
+ * service's forward targets (see Terminator). Sessions go direct when the agent
  * finds a path; the connector's end follows the agent's migrations. All sessions
  * share one set of limits (UDP flows, TCP connections, TCP buffer memory).
  */
@@ -20,20 +21,39 @@ import { type TcpHandler, Terminator } from "./terminator.ts";
 import { RefusalLog } from "../events/refusal_log.ts";
 import { type ConnectorLimitOptions, ConnectorLimits, type ConnectorLimitStats } from "./limits.ts";
 import { openFileLimit } from "./open_file_limit.ts";
+import type { PublishedService } from "./services.ts";
 
 const log = getLogger(["ztna", "connector"]);
 
-/** Options of a connector. */
-export interface ConnectorOptions {
+/**
+ * The services a connector publishes: several, each with its forward targets and access
+ * list (one at least), or one in the single-service form.
+ */
+export type ConnectorServices =
+  | { services: PublishedService[] }
+  | {
+    service: string;
+    /** Forward targets; a packet to service port P goes to the target with port P. */
+    forward: SocketAddress[];
+    /** Agent names allowed in; `*` allows every agent the CA issued. */
+    allow: string[];
+  };
+
+/** The services of `options` as a list. */
+function servicesOf(options: ConnectorServices): PublishedService[] {
+  return "services" in options
+    ? options.services
+    : [{ name: options.service, forward: options.forward, allow: options.allow }];
+}
+
+/** Options of a connector: its services and the rest. */
+export type ConnectorOptions = ConnectorServices & ConnectorBaseOptions;
+
+/** Options of a connector besides its services. */
+export interface ConnectorBaseOptions {
   identity: NodeIdentity;
   relay: SocketAddress;
   relayName: string;
-  /** The service published. */
-  service: string;
-  /** Forward targets; a packet to service port P goes to the target with port P. */
-  forward: SocketAddress[];
-  /** Agent names allowed in; `*` allows every agent the CA issued. */
-  allow: string[];
   /**
    * Makes the TCP handler of a session (the userspace TCP stack), bounded by the process's
    * `limits`; none: TCP is refused.
@@ -51,6 +71,12 @@ export interface ConnectorOptions {
   sessionLimits?: SessionTableLimits;
   /** Bounds shared by all sessions: UDP flows, TCP connections, TCP buffer memory. */
   limits?: ConnectorLimitOptions;
+}
+
+/** A published service as the connector serves it: its access list and targets by port. */
+interface ServedService {
+  allow: string[];
+  targets: Map<number, SocketAddress>;
 }
 
 /** Counters of every live session's terminator, summed, and the process's limits. */
@@ -74,7 +100,7 @@ export class Connector {
   /** Limits shared by every session. */
   readonly limits: ConnectorLimits;
   readonly #options: ConnectorOptions;
-  readonly #targets: Map<number, SocketAddress>;
+  readonly #services: Map<string, ServedService>;
   readonly #terminators = new Set<Terminator>();
   /** Refused agents: debug lines, and a summary at info once a minute. */
   readonly #refusals = new RefusalLog(["ztna", "connector"]);
@@ -82,7 +108,12 @@ export class Connector {
   private constructor(options: ConnectorOptions) {
     this.#options = options;
     this.limits = new ConnectorLimits(options.limits);
-    this.#targets = new Map(options.forward.map((target) => [target.port, target]));
+    this.#services = new Map(
+      servicesOf(options).map((service) => [service.name, {
+        allow: service.allow,
+        targets: new Map(service.forward.map((target) => [target.port, target])),
+      }]),
+    );
     this.node = new Node({
       identity: options.identity,
       relay: options.relay,
@@ -91,7 +122,7 @@ export class Connector {
       bind: options.bind,
       relayOnly: options.relayOnly,
       sessionLimits: options.sessionLimits,
-      acceptAgent: (agent) => this.#acceptAgent(agent),
+      acceptAgent: (agent, service) => this.#acceptAgent(agent, service),
       admit: (connection, session) => this.#decide(connection, session),
       onAdmitted: (session, connection) => this.#serve(session, connection),
     });
@@ -100,22 +131,35 @@ export class Connector {
     );
   }
 
-  /** Connects to the relay and registers the service; rejects with FatalRelayError if refused. */
+  /**
+   * Connects to the relay and registers every service; rejects with FatalRelayError if one
+   * is refused (a RelayRequestError naming it when the certificate does not grant it).
+   */
   static async start(options: ConnectorOptions): Promise<Connector> {
+    const services = servicesOf(options);
+    if (services.length === 0) throw new Error("a connector needs a service to publish");
     const connector = new Connector(options);
     try {
       await connector.node.start();
-      await connector.node.link.register(options.service);
+      for (const service of services) await connector.node.link.register(service.name);
     } catch (error) {
       await connector.close();
       throw error;
     }
     connector.limits.checkOpenFileLimit(openFileLimit());
-    log.info("publishing {service} -> {targets}", {
-      service: options.service,
-      targets: options.forward.map(formatAddress).join(", "),
-    });
+    for (const service of services) {
+      log.info("publishing {service} -> {targets} (allow {allow})", {
+        service: service.name,
+        targets: service.forward.map(formatAddress).join(", "),
+        allow: service.allow.join(", "),
+      });
+    }
     return connector;
+  }
+
+  /** The names of the services published. */
+  get serviceNames(): string[] {
+    return [...this.#services.keys()];
   }
 
   /**
@@ -135,16 +179,27 @@ export class Connector {
 
   /** What the connector does now, for its admin socket. */
   status(): ConnectorStatus {
-    return { ...this.node.status([this.#options.service]), terminator: this.terminatorStats() };
+    return { ...this.node.status(this.serviceNames), terminator: this.terminatorStats() };
   }
 
-  /** The access list, applied when the relay announces a session: null accepts, a reason refuses. */
-  #acceptAgent(agent: string): string | null {
-    const allow = this.#options.allow;
-    if (allow.includes("*") || allow.includes(agent)) return null;
+  /**
+   * The access list of the service the relay names, applied when it announces a session:
+   * null accepts, a reason refuses.
+   */
+  #acceptAgent(agent: string, service: string): string | null {
+    const why = this.#refusal(agent, service);
+    if (why === null) return null;
     this.denied++;
-    this.#refusals.note("access-denied", agent, "not in the access list");
-    return "not in the access list";
+    this.#refusals.note("access-denied", agent, why);
+    return why;
+  }
+
+  /** Why `agent` may not reach `service` here, or null if it may. */
+  #refusal(agent: string, service: string): string | null {
+    const served = this.#services.get(service);
+    if (!served) return `${service} is not published here`;
+    const allow = served.allow;
+    return allow.includes("*") || allow.includes(agent) ? null : "not in the access list";
   }
 
   /**
@@ -153,16 +208,13 @@ export class Connector {
    */
   #decide(connection: Connection, session: Session | undefined): string | null {
     const grants = readGrants(connection.peerCertificate!);
-    const allow = this.#options.allow;
     const why = grants.role !== "agent"
       ? "not an agent"
       : !session
       ? "no session announced by the relay"
       : session.peerName !== grants.name
       ? `the relay announced ${session.peerName}`
-      : !allow.includes("*") && !allow.includes(grants.name)
-      ? "not in the access list"
-      : null;
+      : this.#refusal(grants.name, session.service);
     if (why !== null) {
       this.denied++;
       log.warn("refused a session from {name}: {why}", { name: grants.name, why });
@@ -170,17 +222,24 @@ export class Connector {
     return why;
   }
 
+  /** Terminates an admitted session's packets with its service's forward targets. */
   #serve(session: Session, connection: Connection): void {
+    // #decide admitted only sessions of a published service.
+    const targets = this.#services.get(session.service)!.targets;
     const send = (packet: Uint8Array) => void connection.sendDatagram(packet);
     const terminator = new Terminator(
-      this.#targets,
+      targets,
       send,
-      this.#options.tcp?.(send, this.#targets, this.limits) ?? null,
+      this.#options.tcp?.(send, targets, this.limits) ?? null,
       this.limits,
     );
     this.#terminators.add(terminator);
     connection.onDatagram((packet) => terminator.receive(packet));
-    log.info("session {id} from {agent} admitted", { id: session.id, agent: session.peerName });
+    log.info("session {id} from {agent} to {service} admitted", {
+      id: session.id,
+      agent: session.peerName,
+      service: session.service,
+    });
     connection.closed.then(() => {
       terminator.close();
       this.#terminators.delete(terminator);
