@@ -3,6 +3,7 @@ import { defineCommand } from "../lib/cli/command.ts";
 import { UsageError } from "../lib/cli/errors.ts";
 import { NODE_OPTIONS, NODE_OPTIONS_USAGE, nodeOptions } from "../lib/cli/node_options.ts";
 import { ADMIN_SOCKET_OPTION, adminSocketUsage, serveUntilShutdown } from "../lib/cli/daemon.ts";
+import { reloadOnHangup } from "../lib/cli/reload.ts";
 import { Agent, type AgentService } from "../lib/agent/agent.ts";
 import { isServiceName } from "../lib/control/messages.ts";
 import { parseIpAddress } from "../lib/packet/mod.ts";
@@ -62,9 +63,12 @@ export const command = defineCommand({
       `agent up on ${values.tun}: ${services.map((s) => `${s.name} at ${s.ip}`).join(", ")}; ` +
         `relay sees it at ${agent.node.link.observed}`,
     );
+    const identity = nodeOptions(values).identity;
+    const stopReloading = reloadOnHangup("agent", () => agent.node.reloadIdentity(identity));
     try {
       await serveUntilShutdown("agent", values["admin-socket"], () => agent.status());
     } finally {
+      stopReloading();
       await agent.close();
     }
   },

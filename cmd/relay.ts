@@ -4,6 +4,7 @@ import { integerOption, requireOption } from "../lib/cli/args.ts";
 import { defineCommand } from "../lib/cli/command.ts";
 import { UsageError } from "../lib/cli/errors.ts";
 import { ADMIN_SOCKET_OPTION, adminSocketUsage, serveUntilShutdown } from "../lib/cli/daemon.ts";
+import { reloadOnHangup } from "../lib/cli/reload.ts";
 import { checkHostName, InvalidIdentityRequest, unique } from "../lib/identity/names.ts";
 import { type RelayIdentitySource, resolveRelayIdentity } from "../lib/identity/relay_identity.ts";
 import { formatAddress, parseHostPort, type SocketAddress } from "../lib/net/address.ts";
@@ -276,6 +277,7 @@ export const command = defineCommand({
         stun: stunServer?.stats,
       });
     }, statsSeconds * 1000);
+    const stopReloading = reloadOnHangup("relay", () => relay.reload(identity.files));
     let signal = "shutdown";
     try {
       signal = await serveUntilShutdown("relay", values["admin-socket"], () => ({
@@ -289,6 +291,7 @@ export const command = defineCommand({
       }));
     } finally {
       log.info("{signal}: closing", { signal });
+      stopReloading();
       clearInterval(stats);
     }
     await stunServer?.close();

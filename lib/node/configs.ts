@@ -64,3 +64,31 @@ export function sessionConfig(identity: NodeIdentity): QuicConfig {
     activeConnectionIdLimit: SESSION_CONNECTION_IDS,
   });
 }
+
+/** A node's two QUIC configurations, built together from one identity. */
+export interface NodeConfigs {
+  relay: QuicConfig;
+  session: QuicConfig;
+}
+
+/** Builds both configurations; throws (freeing what was built) if a file does not load. */
+export function nodeConfigs(identity: NodeIdentity): NodeConfigs {
+  const relay = relayClientConfig(identity);
+  try {
+    return { relay, session: sessionConfig(identity) };
+  } catch (error) {
+    relay.free();
+    throw error;
+  }
+}
+
+/**
+ * Frees configurations replaced by a reload. Safe while connections made from
+ * them live (quiche 0.30): a connection copies the settings it needs when it
+ * is made, and its TLS session (BoringSSL's SSL_new) holds its own reference
+ * to the configuration's SSL_CTX, so `quiche_config_free` only drops ours.
+ */
+export function freeNodeConfigs(configs: NodeConfigs): void {
+  configs.relay.free();
+  configs.session.free();
+}

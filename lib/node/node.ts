@@ -15,7 +15,18 @@ import { serviceServerName } from "../pki/grants.ts";
 import type { InterfaceAddress, LocalFacts } from "../session/candidates.ts";
 import type { Session } from "../session/session.ts";
 import { SessionTable, type SessionTableLimits } from "../session/session_table.ts";
-import { type NodeIdentity, relayClientConfig, sessionConfig } from "./configs.ts";
+import {
+  freeNodeConfigs,
+  type NodeConfigs,
+  nodeConfigs,
+  type NodeIdentity,
+} from "./configs.ts";
+import {
+  type CheckedIdentity,
+  checkIdentityFiles,
+  identityChanges,
+  readIdentitySnapshot,
+} from "../identity/identity_check.ts";
 import { RelayLink, RelayRequestError, type SessionAssignment } from "./relay_link.ts";
 import { SESSION_ACCESS_DENIED } from "../relay/constants.ts";
 import type { NodeStatus } from "../admin/node_status.ts";
@@ -86,10 +97,10 @@ export class Node {
   readonly link: RelayLink;
   readonly sessions: SessionTable;
   readonly #options: NodeOptions;
-  readonly #configs: {
-    relay: ReturnType<typeof relayClientConfig>;
-    session: ReturnType<typeof sessionConfig>;
-  };
+  /** Configurations for new relay connections and sessions; a reload replaces them. */
+  #configs: NodeConfigs;
+  /** The identity files as last loaded, to say what a reload changed. */
+  #identity: Promise<CheckedIdentity | null>;
   #interfaces: InterfaceAddress[] = readInterfaces();
   #watch: ReturnType<typeof setInterval> | undefined;
   #closing = false;
@@ -101,9 +112,9 @@ export class Node {
 
   constructor(options: NodeOptions) {
     this.#options = options;
-    const relay = relayClientConfig(options.identity);
-    const session = sessionConfig(options.identity);
-    this.#configs = { relay, session };
+    this.#configs = nodeConfigs(options.identity);
+    this.#identity = readIdentitySnapshot(options.identity);
+    const session = this.#configs.session;
     try {
       this.endpoint = bindEndpoint(
         options.bind,
@@ -113,15 +124,18 @@ export class Node {
           : undefined,
       );
     } catch (error) {
-      relay.free();
-      session.free();
+      freeNodeConfigs(this.#configs);
       throw error;
     }
+    const configs = () => this.#configs;
     this.link = new RelayLink({
       endpoint: this.endpoint,
       relay: options.relay,
       serverName: options.relayName,
-      config: relay,
+      // Each (re)connection takes the current one: a reload applies to the next connection.
+      get config() {
+        return configs().relay;
+      },
       role: options.role,
     });
     this.sessions = new SessionTable({
@@ -293,8 +307,27 @@ export class Node {
     await new Promise((resolve) => setTimeout(resolve, 0));
     this.link.close();
     await this.endpoint.close();
-    this.#configs.relay.free();
-    this.#configs.session.free();
+    freeNodeConfigs(this.#configs);
+  }
+
+  /**
+   * Reloads the certificate, key and CA (SIGHUP): checks the files (the
+   * certificate must grant this node's role and `services`), builds new
+   * configurations and uses them for the next relay connection and new
+   * sessions; live ones keep theirs. Throws naming the bad file, keeping the
+   * old identity. Resolves with what changed, for the reload's log line.
+   */
+  async reloadIdentity(identity: NodeIdentity, services: string[] = []): Promise<string[]> {
+    const checked = await checkIdentityFiles(identity, { role: this.#options.role, services });
+    if (this.#closing) throw new Error("the node is shutting down");
+    const next = nodeConfigs(identity);
+    const old = this.#configs;
+    this.#configs = next;
+    if (this.#options.role === "connector") this.endpoint.replaceServerConfig(next.session);
+    freeNodeConfigs(old);
+    const changes = identityChanges(await this.#identity, checked);
+    this.#identity = Promise.resolve(checked);
+    return changes;
   }
 
   #checkInterfaces(): void {

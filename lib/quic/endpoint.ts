@@ -241,7 +241,7 @@ export class Endpoint implements ConnectionHost {
   readonly #socket: UdpSocket;
   readonly #recvInfos: Uint8Array[];
   readonly #sendInfo = new Uint8Array(SendInfo.size);
-  readonly #server: ServerOptions | undefined;
+  #server: ServerOptions | undefined;
   readonly #retryTokens = new RetryTokens();
   /** Server handshakes in progress, by connection and by source; bounded by `maxHandshakes`. */
   readonly #handshakes: HandshakeLimits<Connection>;
@@ -317,6 +317,15 @@ export class Endpoint implements ConnectionHost {
       throw new RangeError(`handshakeTimeoutMs must be a positive number, got ${timeout}`);
     }
     return new Endpoint(UdpSocket.bind(options.address), server, handshakes, timeout);
+  }
+
+  /**
+   * Server: accepts new connections with `config` from now on (a certificate
+   * reload); live connections keep theirs. The caller frees the old config.
+   */
+  replaceServerConfig(config: QuicConfig): void {
+    if (!this.#server) throw new Error("replaceServerConfig: this endpoint is not a server");
+    this.#server = { ...this.#server, config };
   }
 
   /** The bound local address. */

@@ -33,6 +33,13 @@ import {
   type SessionSnapshot,
 } from "./session_broker.ts";
 import { RefusalLog } from "../events/refusal_log.ts";
+import {
+  type CheckedIdentity,
+  checkIdentityFiles,
+  type IdentityFiles,
+  identityChanges,
+  readIdentitySnapshot,
+} from "../identity/identity_check.ts";
 
 const log = getLogger(["ztna", "relay"]);
 
@@ -81,6 +88,20 @@ export interface RelayOptions {
   handshakeTimeoutMs?: number;
 }
 
+/** The relay's server configuration: its identity, and only clients the CA issued. */
+function relayServerConfig(files: IdentityFiles): QuicConfig {
+  return new QuicConfig({
+    alpn: [RELAY_ALPN],
+    certificateChainFile: files.certificateFile,
+    privateKeyFile: files.privateKeyFile,
+    caFile: files.caFile,
+    verifyPeer: true,
+    idleTimeoutMs: RELAY_IDLE_TIMEOUT_MS,
+    maxSendUdpPayload: RELAY_MAX_UDP_PAYLOAD,
+    datagrams: { receiveQueue: 4096, sendQueue: 4096 },
+  });
+}
+
 /** Counters of a relay. */
 export interface RelayStats extends BrokerStats {
   nodesConnected: number;
@@ -107,7 +128,10 @@ export class Relay {
     nodesNotReading: 0,
   };
   readonly #endpoint: Endpoint;
-  readonly #config: QuicConfig;
+  /** Configuration of new connections; a reload replaces it. */
+  #config: QuicConfig;
+  /** The identity files as last loaded, to say what a reload changed. */
+  #identity: Promise<CheckedIdentity | null>;
   readonly #packetsPerSecond: number;
   readonly #maxControlBacklog: number;
   /** Refused requests: debug lines, and a summary at info once a minute. */
@@ -138,16 +162,8 @@ export class Relay {
       maxSessionsPerAgent: options.maxSessionsPerAgent ?? MAX_SESSIONS_PER_AGENT,
       admissionTimeoutMs: options.admissionTimeoutMs ?? ADMISSION_TIMEOUT_MS,
     });
-    this.#config = new QuicConfig({
-      alpn: [RELAY_ALPN],
-      certificateChainFile: options.certificateFile,
-      privateKeyFile: options.privateKeyFile,
-      caFile: options.caFile,
-      verifyPeer: true,
-      idleTimeoutMs: RELAY_IDLE_TIMEOUT_MS,
-      maxSendUdpPayload: RELAY_MAX_UDP_PAYLOAD,
-      datagrams: { receiveQueue: 4096, sendQueue: 4096 },
-    });
+    this.#config = relayServerConfig(options);
+    this.#identity = readIdentitySnapshot(options);
     try {
       this.#endpoint = Endpoint.bind({
         address: options.listen,
@@ -435,6 +451,24 @@ export class Relay {
   /** Refused requests since the start, by error code. */
   get refusals(): Readonly<Record<string, number>> {
     return this.#refusals.totals;
+  }
+
+  /**
+   * Reloads the relay's certificate, key and CA (SIGHUP): checks the files,
+   * then new connections use them; connected nodes keep their connections.
+   * Throws naming the bad file, keeping the old identity. Resolves with what
+   * changed, for the reload's log line.
+   */
+  async reload(files: IdentityFiles): Promise<string[]> {
+    const checked = await checkIdentityFiles(files, { role: "relay" });
+    const config = relayServerConfig(files);
+    this.#endpoint.replaceServerConfig(config);
+    // Safe with connections made from it alive (see lib/node/configs.ts freeNodeConfigs).
+    this.#config.free();
+    this.#config = config;
+    const changes = identityChanges(await this.#identity, checked);
+    this.#identity = Promise.resolve(checked);
+    return changes;
   }
 
   /** Closes every node connection and the socket. */
