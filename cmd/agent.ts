@@ -2,7 +2,15 @@
 import { defineCommand } from "../lib/cli/command.ts";
 import { UsageError } from "../lib/cli/errors.ts";
 import { NODE_OPTIONS, NODE_OPTIONS_USAGE, nodeOptions } from "../lib/cli/node_options.ts";
-import { ADMIN_SOCKET_OPTION, adminSocketUsage, serveUntilShutdown } from "../lib/cli/daemon.ts";
+import {
+  ADMIN_SOCKET_OPTION,
+  adminSocketUsage,
+  METRICS_OPTION,
+  metricsAddress,
+  metricsUsage,
+  serveUntilShutdown,
+} from "../lib/cli/daemon.ts";
+import { registerNodeMetrics } from "../lib/metrics/node_metrics.ts";
 import { reloadOnHangup } from "../lib/cli/reload.ts";
 import { Agent, type AgentService } from "../lib/agent/agent.ts";
 import { isServiceName } from "../lib/control/messages.ts";
@@ -23,7 +31,8 @@ Options:
   --service NAME=IP    a service and the IP this host reaches it at (required; repeatable)
   --address CIDR       the TUN device's own address (default ${DEFAULT_TUN_ADDRESS})
 ${NODE_OPTIONS_USAGE}
-${adminSocketUsage("agent")}`;
+${adminSocketUsage("agent")}
+${metricsUsage("agent")}`;
 
 function parseService(text: string): AgentService {
   const [name, ip, extra] = text.split("=");
@@ -45,6 +54,7 @@ export const command = defineCommand({
   options: {
     ...NODE_OPTIONS,
     ...ADMIN_SOCKET_OPTION,
+    ...METRICS_OPTION,
     tun: { type: "string" },
     service: { type: "string", multiple: true },
     address: { type: "string", multiple: true },
@@ -53,6 +63,7 @@ export const command = defineCommand({
     if (!values.tun) throw new UsageError("missing required option --tun");
     const services = (values.service ?? []).map(parseService);
     if (services.length === 0) throw new UsageError("missing required option --service");
+    const metrics = metricsAddress(values.metrics);
     const agent = await Agent.start({
       ...nodeOptions(values),
       tun: values.tun,
@@ -66,7 +77,15 @@ export const command = defineCommand({
     const identity = nodeOptions(values).identity;
     const stopReloading = reloadOnHangup("agent", () => agent.node.reloadIdentity(identity));
     try {
-      await serveUntilShutdown("agent", values["admin-socket"], () => agent.status());
+      await serveUntilShutdown("agent", values["admin-socket"], () => agent.status(), {
+        metrics,
+        collectors: (registry) =>
+          registerNodeMetrics(registry, {
+            status: () => agent.status(),
+            endpointStats: () => agent.node.endpoint.stats,
+          }),
+        certificateFile: nodeOptions(values).identity.certificateFile,
+      });
     } finally {
       stopReloading();
       await agent.close();

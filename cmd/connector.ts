@@ -3,7 +3,15 @@ import { defineCommand } from "../lib/cli/command.ts";
 import { UsageError } from "../lib/cli/errors.ts";
 import { integerOption, requireOption } from "../lib/cli/args.ts";
 import { NODE_OPTIONS, NODE_OPTIONS_USAGE, nodeOptions } from "../lib/cli/node_options.ts";
-import { ADMIN_SOCKET_OPTION, adminSocketUsage, serveUntilShutdown } from "../lib/cli/daemon.ts";
+import {
+  ADMIN_SOCKET_OPTION,
+  adminSocketUsage,
+  METRICS_OPTION,
+  metricsAddress,
+  metricsUsage,
+  serveUntilShutdown,
+} from "../lib/cli/daemon.ts";
+import { registerNodeMetrics } from "../lib/metrics/node_metrics.ts";
 import { Connector } from "../lib/connector/connector.ts";
 import {
   joinServices,
@@ -80,7 +88,8 @@ connector's address. A UDP flow or TCP connection beyond a limit, or whose
 socket cannot be opened (the open-file limit reached), is refused with an ICMP
 unreachable or a RST, counted and logged at most once a minute.
 ${NODE_OPTIONS_USAGE}
-${adminSocketUsage("connector")}`;
+${adminSocketUsage("connector")}
+${metricsUsage("connector")}`;
 
 export const command = defineCommand({
   usage: USAGE,
@@ -88,6 +97,7 @@ export const command = defineCommand({
   options: {
     ...NODE_OPTIONS,
     ...ADMIN_SOCKET_OPTION,
+    ...METRICS_OPTION,
     service: { type: "string" },
     forward: { type: "string", multiple: true },
     allow: { type: "string" },
@@ -103,6 +113,7 @@ export const command = defineCommand({
   async run({ values, configFile }) {
     const services = publishedServices(values, configFile);
     const limits = connectorLimits(values);
+    const metrics = metricsAddress(values.metrics);
     const connector = await Connector.start({
       ...nodeOptions(values),
       services,
@@ -123,7 +134,15 @@ export const command = defineCommand({
       }; relay sees it at ${connector.node.link.observed}`,
     );
     try {
-      await serveUntilShutdown("connector", values["admin-socket"], () => connector.status());
+      await serveUntilShutdown("connector", values["admin-socket"], () => connector.status(), {
+        metrics,
+        collectors: (registry) =>
+          registerNodeMetrics(registry, {
+            status: () => connector.status(),
+            endpointStats: () => connector.node.endpoint.stats,
+          }),
+        certificateFile: nodeOptions(values).identity.certificateFile,
+      });
     } finally {
       await connector.close();
     }

@@ -3,7 +3,16 @@ import { getLogger } from "@logtape/logtape";
 import { integerOption, requireOption } from "../lib/cli/args.ts";
 import { defineCommand } from "../lib/cli/command.ts";
 import { UsageError } from "../lib/cli/errors.ts";
-import { ADMIN_SOCKET_OPTION, adminSocketUsage, serveUntilShutdown } from "../lib/cli/daemon.ts";
+import {
+  ADMIN_SOCKET_OPTION,
+  adminSocketUsage,
+  METRICS_OPTION,
+  metricsAddress,
+  metricsUsage,
+  serveUntilShutdown,
+} from "../lib/cli/daemon.ts";
+import { relayStatus } from "../lib/admin/relay_status.ts";
+import { registerRelayMetrics } from "../lib/metrics/relay_metrics.ts";
 import { reloadOnHangup } from "../lib/cli/reload.ts";
 import { checkHostName, InvalidIdentityRequest, unique } from "../lib/identity/names.ts";
 import { type RelayIdentitySource, resolveRelayIdentity } from "../lib/identity/relay_identity.ts";
@@ -74,6 +83,7 @@ Options:
   --no-stun            do not answer STUN at all
   --stats-interval S   log counters at debug level every S seconds (default ${DEFAULT_STATS_INTERVAL_S})
 ${adminSocketUsage("relay")}
+${metricsUsage("relay")}
 
 STUN: the relay answers STUN Binding requests (RFC 8489, with RFC 5780's
 CHANGE-REQUEST, RESPONSE-ORIGIN and OTHER-ADDRESS) on its QUIC port, for
@@ -194,6 +204,7 @@ export const command = defineCommand({
     "handshake-timeout-ms": { type: "string" },
     "stats-interval": { type: "string" },
     ...ADMIN_SOCKET_OPTION,
+    ...METRICS_OPTION,
     "alt-port": { type: "string" },
     "alt-address": { type: "string" },
     "stun-rate": { type: "string" },
@@ -244,6 +255,7 @@ export const command = defineCommand({
     );
     const source = identitySource(values);
     const stun = stunOptions(values, listen);
+    const metrics = metricsAddress(values.metrics);
 
     const identity = await resolveRelayIdentity(source);
     if (identity.firstRunGuide) console.log(identity.firstRunGuide);
@@ -280,15 +292,16 @@ export const command = defineCommand({
     const stopReloading = reloadOnHangup("relay", () => relay.reload(identity.files));
     let signal = "shutdown";
     try {
-      signal = await serveUntilShutdown("relay", values["admin-socket"], () => ({
-        role: "relay",
-        listen: formatAddress(relay.address),
-        ...relay.snapshot(),
-        stats: relay.stats,
-        endpoint: relay.endpoint.stats,
-        stun: stunServer?.stats ?? null,
-        sessions: relay.sessionSnapshots(),
-      }));
+      signal = await serveUntilShutdown(
+        "relay",
+        values["admin-socket"],
+        () => relayStatus(relay, stunServer),
+        {
+          metrics,
+          collectors: (registry) => registerRelayMetrics(registry, relay, stunServer),
+          certificateFile: identity.files.certificateFile,
+        },
+      );
     } finally {
       log.info("{signal}: closing", { signal });
       stopReloading();

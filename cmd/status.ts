@@ -2,8 +2,9 @@
 import { defineCommand } from "../lib/cli/command.ts";
 import { UsageError } from "../lib/cli/errors.ts";
 import { AdminUnreachableError, readStatus } from "../lib/admin/client.ts";
-import { formatNodeStatus } from "../lib/admin/format.ts";
+import { formatNodeStatus, formatRelayStatus } from "../lib/admin/format.ts";
 import type { NodeStatus } from "../lib/admin/node_status.ts";
+import type { RelayStatus } from "../lib/admin/relay_status.ts";
 import { type DaemonRole, defaultAdminSocket } from "../lib/admin/socket_path.ts";
 
 const ROLES: readonly DaemonRole[] = ["agent", "connector", "relay"];
@@ -11,9 +12,12 @@ const ROLES: readonly DaemonRole[] = ["agent", "connector", "relay"];
 const USAGE = `Usage: ztna status [--role agent|connector|relay | --socket PATH] [--json]
 
 Asks a running daemon on this host, through its admin socket, what it is
-doing: its relay link (address, RTT, the address the relay sees, reconnects)
-and each session (service, peer, path: relay or direct IP:PORT, RTT, time on
-that path, bytes and packets per path). Without --role or --socket it asks the
+doing. An agent or connector: its relay link (address, RTT, the address the
+relay sees, reconnects), its NAT, its certificate's expiry and each session
+(service, peer, path: relay or direct IP:PORT, RTT, time on that path, bytes
+and packets per path). A relay: its nodes by role, services and their
+connectors, sessions with what it forwarded for each, drops by cause, refusals
+and limits hit, and its certificate's expiry. Without --role or --socket it asks the
 agent, then the connector, then the relay at their default sockets.
 
 Options:
@@ -67,6 +71,8 @@ export const command = defineCommand({
     const role = (status as { role?: unknown }).role;
     if (role === "agent" || role === "connector") {
       console.log(formatNodeStatus(status as NodeStatus).join("\n"));
+    } else if (role === "relay") {
+      console.log(formatRelayStatus(status as RelayStatus).join("\n"));
     } else {
       console.log(JSON.stringify(status, null, 2));
     }

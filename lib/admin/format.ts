@@ -1,5 +1,7 @@
 /** Human output of `ztna status`: aligned columns, like `tailscale status`. */
 import type { NodeStatus } from "./node_status.ts";
+import type { RelayStatus } from "./relay_status.ts";
+import { type CertificateExpiryStatus, EXPIRY_WARNING_DAYS } from "../pki/expiry.ts";
 
 /** Lays out rows as left-aligned columns two spaces apart. */
 export function alignColumns(rows: string[][]): string[] {
@@ -48,6 +50,7 @@ export function formatNodeStatus(status: NodeStatus): string[] {
     status.nat
       ? `NAT ${status.nat.classic} (mapping ${status.nat.mapping}, filtering ${status.nat.filtering})`
       : "NAT not measured (the relay answers no STUN, or the check has not finished)",
+    ...(status.certificate ? [formatCertificate(status.certificate)] : []),
     "",
   ];
   if (status.sessions.length === 0) return [...lines, "no sessions"];
@@ -80,4 +83,121 @@ export function formatNodeStatus(status: NodeStatus): string[] {
     }
   }
   return [...lines, ...alignColumns(rows)];
+}
+
+/** The certificate's expiry, as one line; within 30 days it says to renew. */
+export function formatCertificate(certificate: CertificateExpiryStatus): string {
+  const { file, notAfter, daysLeft, error } = certificate;
+  if (error !== undefined || notAfter === null || daysLeft === null) {
+    return `certificate ${file}: ${error ?? "unknown expiry"}`;
+  }
+  if (daysLeft < 0) return `certificate ${file} EXPIRED at ${notAfter}: renew it`;
+  if (daysLeft < EXPIRY_WARNING_DAYS) {
+    return `certificate ${file} expires in ${daysLeft} days, at ${notAfter}: renew it`;
+  }
+  return `certificate ${file} valid until ${notAfter} (${daysLeft} days)`;
+}
+
+/** `a 1, b 2` for the non-zero counts, or `none`. */
+function counts(entries: [string, number][]): string {
+  const hit = entries.filter(([, n]) => n > 0).map(([name, n]) => `${name} ${n}`);
+  return hit.length > 0 ? hit.join(", ") : "none";
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** The status of a relay, as lines. */
+export function formatRelayStatus(status: RelayStatus): string[] {
+  const { stats, endpoint } = status;
+  const roles = status.nodesByRole;
+  const lines = [
+    `relay on ${status.listen}: ${plural(status.nodes, "node")} (${
+      plural(roles.agent, "agent")
+    }, ` +
+    `${plural(roles.connector, "connector")}), ${plural(status.sessions.length, "session")}`,
+    ...(status.certificate ? [formatCertificate(status.certificate)] : []),
+    "",
+  ];
+  const services = Object.entries(status.connectors).sort(([a], [b]) => a.localeCompare(b));
+  if (services.length === 0) lines.push("no services published");
+  else {
+    lines.push(...alignColumns([
+      ["SERVICE", "CONNECTORS"],
+      ...services.map(([service, names]) => [service, names.join(", ")]),
+    ]));
+  }
+  lines.push("");
+  if (status.sessions.length === 0) lines.push("no sessions");
+  else {
+    const rows = [[
+      "SESSION",
+      "SERVICE",
+      "AGENT",
+      "CONNECTOR",
+      "STATE",
+      "AGENT→CONN",
+      "CONN→AGENT",
+    ]];
+    for (const s of status.sessions) {
+      rows.push([
+        s.id,
+        s.service,
+        s.agent,
+        s.connector,
+        s.state,
+        `${formatBytes(s.agentToConnectorBytes)} / ${s.agentToConnector} pkts`,
+        `${formatBytes(s.connectorToAgentBytes)} / ${s.connectorToAgent} pkts`,
+      ]);
+    }
+    lines.push(...alignColumns(rows));
+  }
+  lines.push("");
+  const summary: string[][] = [
+    [
+      "forwarded",
+      `${plural(stats.datagramsForwarded, "packet")}, ${formatBytes(stats.bytesForwarded)}`,
+    ],
+    [
+      "dropped",
+      counts([
+        ["no session", stats.droppedNoSession],
+        ["rate limited", stats.droppedRateLimited],
+        ["peer queue full", stats.droppedPeerQueueFull],
+      ]),
+    ],
+    ["refused", counts(Object.entries(status.refusals).sort(([a], [b]) => a.localeCompare(b)))],
+    [
+      "sessions",
+      `${stats.sessionsOpened} opened; refused: ${
+        counts([
+          ["by connectors", stats.sessionsRefused],
+          ["relay limit", stats.sessionLimitHits],
+          ["admission timeout", stats.admissionTimeouts],
+        ])
+      }`,
+    ],
+    [
+      "nodes",
+      `${stats.nodesConnected} admitted; refused: ${
+        counts([
+          ["no node role", stats.nodesRefused],
+          ["relay full", stats.nodesRefusedFull],
+        ])
+      }; closed: ${
+        counts([["replaced", stats.nodesReplaced], ["not reading", stats.nodesNotReading]])
+      }`,
+    ],
+    [
+      "handshakes",
+      `${endpoint.connectionsAccepted} accepted; refused: ${
+        counts([
+          ["handshake bounds", endpoint.handshakesRefused],
+          ["timed out", endpoint.handshakesTimedOut],
+          ["no client certificate", endpoint.clientCertificateMissing],
+          ["invalid retry token", endpoint.invalidTokens],
+        ])
+      }`,
+    ],
+  ];
+  return [...lines, ...alignColumns(summary)];
 }

@@ -1,5 +1,6 @@
 /** The status document an agent or connector serves on its admin socket. */
 import type { SessionStatus } from "../session/session.ts";
+import type { CertificateExpiryStatus } from "../pki/expiry.ts";
 
 /** A node's relay link, for status output. */
 export interface RelayLinkStatus {
@@ -21,6 +22,8 @@ export interface NodeStatus {
   /** The NAT in front of this node, as its last check against the relay's STUN service found. */
   nat: NatStatus | null;
   sessions: SessionStatus[];
+  /** The node's certificate expiry (added by the daemon, see lib/cli/daemon.ts). */
+  certificate?: CertificateExpiryStatus;
 }
 
 /** The NAT in front of a node (RFC 4787 behaviours; "undetermined" where a part could not be told). */

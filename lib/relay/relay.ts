@@ -208,6 +208,17 @@ export class Relay {
     return { nodes: this.#nodes.size, sessions: this.#broker.size, services };
   }
 
+  /** Connected nodes by role, and the connectors publishing each service (status, metrics). */
+  roster(): { roles: { agent: number; connector: number }; connectors: Record<string, string[]> } {
+    const roles = { agent: 0, connector: 0 };
+    for (const node of this.#nodes.values()) roles[node.grants.role as keyof typeof roles]++;
+    const connectors: Record<string, string[]> = {};
+    for (const [service, nodes] of this.#publishers) {
+      connectors[service] = [...nodes].map((node) => node.grants.name).sort();
+    }
+    return { roles, connectors };
+  }
+
   #admit(connection: Connection): void {
     const grants = readGrants(connection.peerCertificate!);
     let observed = formatAddress(connection.initialPeer);

@@ -44,7 +44,13 @@ export async function makeTestOrg(label = "org"): Promise<TestOrg> {
       const identity = await issueIdentity(ca, {
         commonName: name,
         ...grantNames(name, role, services, hostNames),
-        ...(notAfter ? { notBefore: new Date(notAfter.getTime() - 86_400_000), notAfter } : {}),
+        // Valid from a day before its end, or from an hour ago if that is earlier.
+        ...(notAfter
+          ? {
+            notBefore: new Date(Math.min(notAfter.getTime() - 86_400_000, Date.now() - 3_600_000)),
+            notAfter,
+          }
+          : {}),
       });
       return await writeIdentityFiles(identity, dir, name);
     },
