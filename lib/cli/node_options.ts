@@ -1,7 +1,7 @@
 /** Command-line options every node (connector, agent) shares: its relay and its identity. */
 import { UsageError } from "./errors.ts";
 import { requireOption } from "./args.ts";
-import { parseHostPort, type SocketAddress } from "../net/address.ts";
+import { type HostPort, isIpLiteral, parseHostNamePort } from "../net/resolve.ts";
 import type { NodeIdentity } from "../node/configs.ts";
 
 /** parseArgs declarations of the shared node options. */
@@ -15,8 +15,12 @@ export const NODE_OPTIONS = {
 } as const;
 
 /** Usage lines of the shared node options. */
-export const NODE_OPTIONS_USAGE = `  --relay HOST:PORT    the relay to dial (required)
-  --relay-name NAME    name in the relay's certificate (required)
+export const NODE_OPTIONS_USAGE =
+  `  --relay HOST:PORT    the relay to dial (required): a host name (resolved on every
+                       connection attempt, each address tried in turn), an IPv4
+                       address or [IPv6]:PORT
+  --relay-name NAME    name in the relay's certificate (default the host name of
+                       --relay; required when --relay is an IP address)
   --cert FILE          this node's certificate, from 'ztna identity issue' (required)
   --key FILE           its private key (required)
   --ca FILE            the organisation's CA certificate (required)
@@ -28,22 +32,15 @@ export function nodeOptions(
     "relay-only"?: boolean;
   },
 ): {
-  relay: SocketAddress;
+  relay: HostPort;
   relayName: string;
   identity: NodeIdentity;
   relayOnly: boolean;
 } {
-  let relay: SocketAddress;
-  try {
-    relay = parseHostPort(requireOption(values.relay, "relay"));
-  } catch (error) {
-    throw error instanceof UsageError
-      ? error
-      : new UsageError(`--relay: ${(error as Error).message}`);
-  }
+  const relay = relayOption(values.relay);
   return {
     relay,
-    relayName: requireOption(values["relay-name"], "relay-name"),
+    relayName: relayName(relay, values["relay-name"]),
     relayOnly: values["relay-only"] === true,
     identity: {
       certificateFile: requireOption(values.cert, "cert"),
@@ -51,4 +48,26 @@ export function nodeOptions(
       caFile: requireOption(values.ca, "ca"),
     },
   };
+}
+
+/** Parses --relay: a host name or an IP literal, and a port. */
+function relayOption(value: string | undefined): HostPort {
+  const text = requireOption(value, "relay");
+  try {
+    return parseHostNamePort(text);
+  } catch (error) {
+    throw new UsageError(`--relay: ${(error as Error).message}`);
+  }
+}
+
+/** --relay-name, or the host name of --relay (without a trailing dot); an IP literal needs the flag. */
+function relayName(relay: HostPort, value: string | undefined): string {
+  if (value !== undefined && value !== "") return value;
+  if (isIpLiteral(relay.hostname)) {
+    throw new UsageError(
+      `missing required option --relay-name: --relay ${relay.hostname} is an IP address, ` +
+        "so give the name in the relay's certificate",
+    );
+  }
+  return relay.hostname.replace(/\.$/, "");
 }

@@ -9,6 +9,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { formatAddress, type SocketAddress } from "../net/address.ts";
+import type { HostPort, Resolver } from "../net/resolve.ts";
 import type { Connection } from "../quic/connection.ts";
 import { Endpoint } from "../quic/endpoint.ts";
 import { serviceServerName } from "../pki/grants.ts";
@@ -47,7 +48,10 @@ const NAT_CHECK_DEBOUNCE_MS = 2_000;
 /** Options of a node. */
 export interface NodeOptions {
   identity: NodeIdentity;
-  relay: SocketAddress;
+  /** The relay: an IP address, or a host name (resolved on every connection attempt). */
+  relay: HostPort;
+  /** Resolves the relay's host name (default: the system's resolver, /etc/hosts included). */
+  resolveRelay?: Resolver;
   relayName: string;
   role: "agent" | "connector";
   /** Address to bind; default `[::]:0` (dual-stack), or `0.0.0.0:0` without IPv6. */
@@ -131,6 +135,7 @@ export class Node {
     this.link = new RelayLink({
       endpoint: this.endpoint,
       relay: options.relay,
+      resolver: options.resolveRelay,
       serverName: options.relayName,
       // Each (re)connection takes the current one: a reload applies to the next connection.
       get config() {
@@ -172,6 +177,13 @@ export class Node {
     if (!this.#options.relayOnly) this.#runNatCheck();
   }
 
+  /** The relay address the link connected to (NAT checks go there: it is the one this socket reaches). */
+  #relayAddress(): SocketAddress {
+    const address = this.link.relayAddress;
+    if (!address) throw new Error("not connected to the relay yet");
+    return address;
+  }
+
   /** This node's NAT behaviour from its last check, or null before one answered. */
   get natSummary(): NatSummary | null {
     const nat = this.#nat;
@@ -203,7 +215,7 @@ export class Node {
       try {
         const observed = this.link.observed;
         const result = await checkNat(this.endpoint, {
-          server: this.#options.relay,
+          server: this.#relayAddress(),
           signal: this.#natAbort.signal,
           // Hairpinning says nothing about direct paths between two NATs, and its request to
           // our own public address disturbed direct paths through some lab NATs: not tested here.
@@ -277,7 +289,7 @@ export class Node {
       role: this.#options.role,
       services,
       relay: {
-        address: formatAddress(this.#options.relay),
+        address: this.link.relayLabel,
         connected: this.link.isConnected,
         rttMs: this.link.rttMs ?? null,
         observed: this.link.observed,

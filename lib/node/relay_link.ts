@@ -5,10 +5,22 @@
  * the node's sessions. When the relay connection drops it reconnects with
  * capped exponential backoff and registers its services again; pending
  * requests fail at once. Refusals that retrying cannot fix (certificates,
- * grants) are fatal. Sessions themselves live in lib/session/.
+ * grants) are fatal. The relay may be given by host name: each attempt
+ * resolves it afresh (so a relay that moved is found again) and tries its
+ * addresses in turn, skipping those the node's socket cannot reach. Sessions
+ * themselves live in lib/session/.
  */
 import { getLogger } from "@logtape/logtape";
 import { formatAddress, type SocketAddress } from "../net/address.ts";
+import {
+  formatHostPort,
+  HostNotFoundError,
+  type HostPort,
+  NoUsableAddressError,
+  reachableAddresses,
+  type Resolver,
+  systemResolver,
+} from "../net/resolve.ts";
 import type { QuicConfig } from "../quic/config.ts";
 import type { Connection } from "../quic/connection.ts";
 import type { Endpoint } from "../quic/endpoint.ts";
@@ -34,8 +46,8 @@ export type SessionAssignment = Extract<Message, { type: "session" }>;
 const MAX_BACKOFF_MS = 5_000;
 /** Pause before reconnecting after a newer connection of this identity replaced ours. */
 const REPLACED_BACKOFF_MS = 30_000;
-/** How long one attempt waits for the relay's handshake. */
-const HANDSHAKE_TIMEOUT_MS = 5_000;
+/** How long one attempt waits for the relay's handshake (per address). */
+export const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** How long a request waits for its answer. */
 export const REQUEST_TIMEOUT_MS = 10_000;
 /** Keep-alive period, well within the relay's idle timeout and common NAT UDP timeouts. */
@@ -71,7 +83,10 @@ export class RelayLinkLostError extends Error {
 /** Options of a relay link. */
 export interface RelayLinkOptions {
   endpoint: Endpoint;
-  relay: SocketAddress;
+  /** The relay: an IP address, or a host name resolved on every (re)connection attempt. */
+  relay: HostPort;
+  /** Resolves the relay's host name (default: the system's resolver, /etc/hosts included). */
+  resolver?: Resolver;
   /** Name in the relay's certificate. */
   serverName: string;
   /** Client configuration: relay ALPN, this node's identity, the organisation CA. */
@@ -79,6 +94,8 @@ export interface RelayLinkOptions {
   role: Exclude<Role, "relay">;
   /** How long a request waits for its answer (default REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
+  /** How long the handshake with one of the relay's addresses may take (default HANDSHAKE_TIMEOUT_MS). */
+  handshakeTimeoutMs?: number;
 }
 
 /** A request the relay did not answer in time. */
@@ -102,6 +119,10 @@ export class RelayLink {
   /** Times the link was re-established after a loss. */
   reconnects = 0;
   readonly #options: RelayLinkOptions;
+  /** The relay address of the current (or last) connection; null before the first. */
+  #address: SocketAddress | null = null;
+  /** Whether the relay's name ever resolved: before that, a failure to resolve it is fatal. */
+  #resolved = false;
   #connection: Connection | null = null;
   #control: MessageStream | null = null;
   #closing = false;
@@ -238,6 +259,16 @@ export class RelayLink {
     return this.#connection !== null && !this.#connection.isClosed;
   }
 
+  /** The relay's IP address and port of the current (or last) connection; null before the first. */
+  get relayAddress(): SocketAddress | null {
+    return this.#address;
+  }
+
+  /** The relay's IP address and port of the current (or last) connection, or as given. */
+  get relayLabel(): string {
+    return this.#address ? formatAddress(this.#address) : formatHostPort(this.#options.relay);
+  }
+
   /** The relay connection's round-trip time, if connected. */
   get rttMs(): number | undefined {
     return this.#connection?.activePath()?.rttMs;
@@ -272,8 +303,46 @@ export class RelayLink {
     for (const id of [...this.#pending.keys()]) this.#fail(id, error);
   }
 
+  /**
+   * Resolves the relay (afresh: it may have moved) and tries each address the
+   * socket can reach in turn; a fatal refusal ends the tries, otherwise the
+   * last address's error is thrown.
+   */
   async #connect(): Promise<void> {
-    const { endpoint, relay, serverName, config, role } = this.#options;
+    const { endpoint, relay } = this.#options;
+    const addresses = await reachableAddresses(
+      relay,
+      endpoint.localAddress,
+      endpoint.family,
+      this.#options.resolver ?? systemResolver,
+    );
+    this.#resolved = true;
+    let failure: unknown;
+    for (const [index, address] of addresses.entries()) {
+      if (this.#closing) return;
+      try {
+        await this.#connectTo(address);
+        return;
+      } catch (error) {
+        if (error instanceof FatalRelayError) throw error;
+        failure = error;
+        if (index + 1 < addresses.length) {
+          log.info("relay {relay} at {address}: {error}; trying its next address", {
+            relay: formatHostPort(relay),
+            address: formatAddress(address),
+            error: String(error),
+          });
+        }
+      }
+    }
+    throw failure;
+  }
+
+  /** Connects to one of the relay's addresses and says hello. */
+  async #connectTo(relay: SocketAddress): Promise<void> {
+    const { endpoint, serverName, config, role } = this.#options;
+    const handshakeTimeoutMs = this.#options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    this.#address = relay;
     const connection = endpoint.connect({ peer: relay, serverName, config });
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -284,10 +353,10 @@ export class RelayLink {
             connection.close(0, "handshake timeout");
             reject(
               new Error(
-                `relay ${formatAddress(relay)} did not answer within ${HANDSHAKE_TIMEOUT_MS} ms`,
+                `relay ${formatAddress(relay)} did not answer within ${handshakeTimeoutMs} ms`,
               ),
             );
-          }, HANDSHAKE_TIMEOUT_MS);
+          }, handshakeTimeoutMs);
         }),
       ]);
     } catch (error) {
@@ -454,6 +523,10 @@ export class RelayLink {
         }
       } catch (error) {
         if (error instanceof FatalRelayError) throw error;
+        const unresolved = error instanceof HostNotFoundError ||
+          error instanceof NoUsableAddressError;
+        // A name that never resolved is a configuration error; one that did is a DNS outage.
+        if (unresolved && !this.#resolved) throw new FatalRelayError(`relay: ${error.message}`);
         this.#drop("restoring the link failed");
         log.info("connecting to the relay failed: {error}; retrying", { error: String(error) });
         continue;

@@ -3,6 +3,7 @@ import { integerOption, requireOption } from "../cli/args.ts";
 import { defineCommand } from "../cli/command.ts";
 import { UsageError } from "../cli/errors.ts";
 import { parseHostPort, type SocketAddress } from "../net/address.ts";
+import { type HostPort, parseHostNamePort } from "../net/resolve.ts";
 import { DEFAULT_TIMEOUT_MS } from "../natcheck/schedule.ts";
 import { probeNatType } from "./nat_type.ts";
 import { formatNatTypeReport } from "./nat_type_report.ts";
@@ -21,8 +22,10 @@ without --alt-address/--alt-port) cannot answer the tests that tell the kinds
 apart: the probe says which parts it could not determine.
 
 Options:
-  --relay HOST:PORT    the relay (or STUN server), e.g. 203.0.113.5:4433 (required)
-  --timeout-ms N       wait N ms for the server's first answer (default ${DEFAULT_TIMEOUT_MS})
+  --relay HOST:PORT    the relay (or STUN server), e.g. relay.example.com:4433 or
+                       203.0.113.5:4433 (required); a host name's addresses are
+                       tried in turn until one answers
+  --timeout-ms N       wait N ms for an address's first answer (default ${DEFAULT_TIMEOUT_MS})
   --bind HOST:PORT     local address to probe from (default the wildcard, port 0)
   --json               print one JSON object instead of text
 
@@ -38,6 +41,14 @@ function address(value: string | undefined, flag: string): SocketAddress | undef
   }
 }
 
+function relayAddress(value: string): HostPort {
+  try {
+    return parseHostNamePort(value);
+  } catch (error) {
+    throw new UsageError(`invalid --relay: ${(error as Error).message}`);
+  }
+}
+
 /** The `nat-type` probe, over the arguments after `ztna probe nat-type`. */
 export const command = defineCommand({
   usage: USAGE,
@@ -50,7 +61,7 @@ export const command = defineCommand({
   },
   async run({ values, positionals }) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const server = address(requireOption(values.relay, "relay"), "relay")!;
+    const server = relayAddress(requireOption(values.relay, "relay"));
     if (server.port === 0) throw new UsageError("invalid --relay: port 0");
     const timeoutMs = integerOption(values["timeout-ms"], "timeout-ms", DEFAULT_TIMEOUT_MS);
     const result = await probeNatType({ server, timeoutMs, bind: address(values.bind, "bind") });

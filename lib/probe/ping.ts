@@ -15,7 +15,7 @@ import {
   PROTOCOL_ICMP,
   writeIpHeader,
 } from "../packet/mod.ts";
-import type { SocketAddress } from "../net/address.ts";
+import type { HostPort } from "../net/resolve.ts";
 import type { NodeIdentity } from "../node/configs.ts";
 import { Node } from "../node/node.ts";
 import type { Session } from "../session/session.ts";
@@ -35,7 +35,8 @@ const PAYLOAD = 56;
 export interface PingOptions {
   service: string;
   identity: NodeIdentity;
-  relay: SocketAddress;
+  /** The relay: an IP address or a host name. */
+  relay: HostPort;
   relayName: string;
   count: number;
   intervalMs: number;

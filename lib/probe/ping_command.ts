@@ -11,7 +11,7 @@ import {
   pingService,
 } from "./ping.ts";
 
-const USAGE = `Usage: ztna probe ping SERVICE --relay HOST:PORT --relay-name NAME
+const USAGE = `Usage: ztna probe ping SERVICE --relay HOST:PORT [--relay-name NAME]
                        --cert F --key F --ca F [--count N] [--interval-ms N] [--json]
 
 Like 'tailscale ping': opens a session to SERVICE with an agent identity (no

@@ -2,11 +2,20 @@
  * A QUIC service probe: connects to a server with full certificate
  * verification, waits until the handshake is done and the server kept the
  * connection, and reports what was negotiated (ALPN, RTT, path MTU, DATAGRAM
- * support) and the server's certificate. Failures are {@link ProbeError}s whose
- * message says why, in one line.
+ * support) and the server's certificate. A server given by host name is
+ * resolved and its addresses are tried in turn until one answers. Failures
+ * are {@link ProbeError}s whose message says why, in one line.
  */
 import { getLogger } from "@logtape/logtape";
 import { familyOf, formatAddress, type SocketAddress } from "../net/address.ts";
+import {
+  formatHostPort,
+  HostNotFoundError,
+  type HostPort,
+  isIpLiteral,
+  resolveHostPort,
+  type Resolver,
+} from "../net/resolve.ts";
 import { type CertificateSummary, describeCertificate } from "../pki/describe.ts";
 import { QuicConfig } from "../quic/config.ts";
 import type { Connection } from "../quic/connection.ts";
@@ -22,8 +31,10 @@ const log = getLogger(["ztna", "probe"]);
 
 /** What to probe and how. */
 export interface QuicProbeOptions {
-  /** The server's address. */
-  peer: SocketAddress;
+  /** The server: an IP address, or a host name whose addresses are tried in turn. */
+  peer: HostPort;
+  /** Resolves a host name (default: the system's resolver, /etc/hosts included). */
+  resolver?: Resolver;
   /** Name the server's certificate must carry (also sent as SNI). */
   serverName: string;
   /** PEM file of the CA(s) trusted to sign the server's certificate. */
@@ -34,13 +45,13 @@ export interface QuicProbeOptions {
   certificateFile?: string;
   /** PEM (PKCS#8) client private key (with `certificateFile`). */
   keyFile?: string;
-  /** Limit on the whole probe, handshake included. */
+  /** Limit on probing one address, handshake included. */
   timeoutMs: number;
 }
 
 /** What a successful probe found. */
 export interface QuicProbeReport {
-  /** The address probed. */
+  /** The address probed, as given (a host name or an IP address, and the port). */
   target: string;
   /** The server name verified (and sent as SNI). */
   serverName: string;
@@ -129,9 +140,41 @@ function hintFor(close: CloseReason, options: QuicProbeOptions): string {
   return hint ? `; ${hint}` : "";
 }
 
-/** Probes a QUIC server; resolves with what it found or rejects with a {@link ProbeError}. */
+/**
+ * Probes a QUIC server, trying each address of a host name in turn; resolves
+ * with what the first to answer showed, or rejects with a {@link ProbeError}
+ * (every address's failure, in one line).
+ */
 export async function probeQuic(options: QuicProbeOptions): Promise<QuicProbeReport> {
-  const target = formatAddress(options.peer);
+  const given = formatHostPort(options.peer);
+  let addresses: SocketAddress[];
+  try {
+    addresses = await resolveHostPort(options.peer, options.resolver);
+  } catch (error) {
+    if (error instanceof HostNotFoundError) throw new ProbeError(`${given}: ${error.message}`);
+    throw error;
+  }
+  const named = !isIpLiteral(options.peer.hostname);
+  const failures: string[] = [];
+  for (const address of addresses) {
+    const label = named ? `${given} (${formatAddress(address)})` : given;
+    try {
+      return { ...await probeAddress(options, address, label), target: given };
+    } catch (error) {
+      if (!(error instanceof ProbeError)) throw error;
+      failures.push(error.message);
+      log.debug("{error}", { error: error.message });
+    }
+  }
+  throw new ProbeError(failures.join("; "));
+}
+
+/** Probes one address of the server; `target` names it in messages. */
+async function probeAddress(
+  options: QuicProbeOptions,
+  peer: SocketAddress,
+  target: string,
+): Promise<QuicProbeReport> {
   const config = new QuicConfig({
     alpn: [options.alpn],
     caFile: options.caFile,
@@ -143,7 +186,7 @@ export async function probeQuic(options: QuicProbeOptions): Promise<QuicProbeRep
   });
   let endpoint: Endpoint | undefined;
   try {
-    const wildcard = familyOf(options.peer) === 6 ? "::" : "0.0.0.0";
+    const wildcard = familyOf(peer) === 6 ? "::" : "0.0.0.0";
     endpoint = Endpoint.bind({ address: { hostname: wildcard, port: 0 } });
     log.debug("probing {target} as {serverName} (ALPN {alpn}) from {local}", {
       target,
@@ -154,7 +197,7 @@ export async function probeQuic(options: QuicProbeOptions): Promise<QuicProbeRep
     const started = performance.now();
     const deadline = started + options.timeoutMs;
     const connection = endpoint.connect({
-      peer: options.peer,
+      peer,
       serverName: options.serverName,
       config,
     });

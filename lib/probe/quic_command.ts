@@ -2,7 +2,7 @@
 import { integerOption, requireOption } from "../cli/args.ts";
 import { defineCommand } from "../cli/command.ts";
 import { UsageError } from "../cli/errors.ts";
-import { parseHostPort } from "../net/address.ts";
+import { isIpLiteral, parseHostNamePort } from "../net/resolve.ts";
 import {
   DEFAULT_PROBE_ALPN,
   DEFAULT_PROBE_TIMEOUT_MS,
@@ -10,23 +10,25 @@ import {
   probeQuic,
 } from "./quic.ts";
 
-const USAGE = `Usage: ztna probe quic HOST:PORT --server-name NAME --ca CA.pem [options]
+const USAGE = `Usage: ztna probe quic HOST:PORT [--server-name NAME] --ca CA.pem [options]
 
 Connects to a QUIC service (e.g. a relay), verifies its certificate against
 CA.pem and NAME, waits for the handshake, prints the peer address, handshake
 time, ALPN, RTT, path MTU, DATAGRAM support and the server's certificate, then
-closes the connection.
+closes the connection. A host name is resolved (A and AAAA, /etc/hosts too) and
+its addresses are tried in turn until one answers.
 
 Arguments:
-  HOST:PORT            1.2.3.4:443, [2001:db8::1]:443 or localhost:443
+  HOST:PORT            relay.example.com:443, 1.2.3.4:443 or [2001:db8::1]:443
 
 Options:
-  --server-name NAME   name the server's certificate must carry, sent as SNI (required)
+  --server-name NAME   name the server's certificate must carry, sent as SNI
+                       (default the host name; required when HOST is an IP address)
   --ca FILE            PEM CA certificate(s) trusted to sign the server's (required)
   --alpn PROTOCOL      ALPN protocol to offer (default "${DEFAULT_PROBE_ALPN}")
   --cert FILE          PEM client certificate chain, for servers requiring mutual TLS
   --key FILE           PEM (PKCS#8) private key of --cert
-  --timeout-ms N       give up after N milliseconds (default ${DEFAULT_PROBE_TIMEOUT_MS})
+  --timeout-ms N       give up on an address after N milliseconds (default ${DEFAULT_PROBE_TIMEOUT_MS})
   --json               print one JSON object instead of text
 
 Exit status: 0 the service answered and was verified, 1 the probe failed, 2 usage error.`;
@@ -50,7 +52,7 @@ export const command = defineCommand({
     if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`);
     let peer;
     try {
-      peer = parseHostPort(target);
+      peer = parseHostNamePort(target);
     } catch (error) {
       throw new UsageError((error as Error).message);
     }
@@ -59,7 +61,9 @@ export const command = defineCommand({
     }
     const options = {
       peer,
-      serverName: requireOption(values["server-name"], "server-name"),
+      serverName: isIpLiteral(peer.hostname)
+        ? requireOption(values["server-name"], "server-name")
+        : values["server-name"] || peer.hostname.replace(/\.$/, ""),
       caFile: requireOption(values.ca, "ca"),
       alpn: values.alpn ?? DEFAULT_PROBE_ALPN,
       certificateFile: values.cert,
