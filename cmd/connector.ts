@@ -12,6 +12,7 @@ import {
   serveUntilShutdown,
 } from "../lib/cli/daemon.ts";
 import { registerNodeMetrics } from "../lib/metrics/node_metrics.ts";
+import { reloadOnHangup } from "../lib/cli/reload.ts";
 import { Connector } from "../lib/connector/connector.ts";
 import {
   joinServices,
@@ -133,6 +134,9 @@ export const command = defineCommand({
         connector.serviceNames.join(", ")
       }; relay sees it at ${connector.node.link.observed}`,
     );
+    // SIGHUP reads the identity files again (the access lists stay as given).
+    const reloadInputs = () => ({ identity: nodeOptions(values).identity, services });
+    const stopReloading = reloadOnHangup("connector", () => connector.reload(reloadInputs()));
     try {
       await serveUntilShutdown("connector", values["admin-socket"], () => connector.status(), {
         metrics,
@@ -144,6 +148,7 @@ export const command = defineCommand({
         certificateFile: nodeOptions(values).identity.certificateFile,
       });
     } finally {
+      stopReloading();
       await connector.close();
     }
   },
