@@ -98,6 +98,11 @@ async function stableForwarded(
   }
 }
 
+/** The session lines of an exposition (what changes when a packet comes or goes). */
+function sessionLines(text: string): string {
+  return text.split("\n").filter((line) => line.startsWith("ztna_session_")).join("\n");
+}
+
 /** Runs Prometheus scraping `target` every second; resolves with its API's base URL. */
 function startPrometheus(dir: string, target: string): { api: string; daemon: Daemon } {
   const config = `${dir}/prometheus.yml`;
@@ -268,8 +273,16 @@ Deno.test("metrics: relay, connector and agent on loopback pass promtool with kn
     assert.equal(conn.certificate?.notAfter, connectorExpiry.toISOString());
 
     // The agent: its session's bytes equal what its status says, path by path.
-    const agentText = await scrape(agentMetrics.url);
-    const agentStatus = node.status(["echo"]);
+    // Status and scrape agree once no packet arrived between two scrapes (keep-alives, ACKs).
+    let agentText = await scrape(agentMetrics.url);
+    let agentStatus = node.status(["echo"]);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const again = await scrape(agentMetrics.url);
+      const stable = sessionLines(again) === sessionLines(agentText);
+      agentText = again;
+      if (stable) break;
+      agentStatus = node.status(["echo"]);
+    }
     assert.deepEqual(await promtoolCheck(agentText), { code: 0, output: "" });
     const agentValues = parseExposition(agentText);
     const relayPath = agentStatus.sessions[0].paths.find((p) => p.path === "relay")!;
