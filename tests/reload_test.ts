@@ -5,12 +5,13 @@
  * broken key keeps the old identity. In process: the access list reload cuts
  * off a removed agent's live session and refuses its new ones; a certificate
  * that no longer grants the published service, or is from another CA, is
- * refused; the relay's reload serves new connections the new certificate.
+ * refused; the relay (in process and as a real `ztna relay` on SIGHUP) serves
+ * new connections the new certificate.
  */
 import assert from "node:assert/strict";
 import { Connector } from "../lib/connector/connector.ts";
 import { summarizeCertificate, summarizeCertificateFile } from "../lib/identity/summary.ts";
-import { formatAddress, type SocketAddress } from "../lib/net/address.ts";
+import { formatAddress, parseHostPort, type SocketAddress } from "../lib/net/address.ts";
 import { type NodeIdentity, relayClientConfig } from "../lib/node/configs.ts";
 import { FatalRelayError } from "../lib/node/relay_link.ts";
 import {
@@ -379,5 +380,56 @@ Deno.test("Relay.reload: new node connections get the new certificate; a connect
     config.free();
     await relay.close();
     await org.cleanup();
+  }
+});
+
+Deno.test("SIGHUP: a real relay process reloads its rotated certificate; a reload that changed nothing says so", async () => {
+  const org = await RotatingOrg.create("relay-process");
+  const relayId = await org.issue("relay-1", "relay");
+  const connId = await org.issue("conn-1", "connector", ["web"]);
+  const client = Endpoint.bind({ address: { hostname: "127.0.0.1", port: 0 } });
+  const config = relayClientConfig(connId);
+  const relay = new DaemonProcess([
+    "relay",
+    "--listen",
+    "127.0.0.1:0",
+    "--cert",
+    relayId.certificateFile,
+    "--key",
+    relayId.privateKeyFile,
+    "--ca",
+    relayId.caFile,
+    "--admin-socket",
+    `${org.dir}/relay.sock`,
+  ]);
+  try {
+    const listening = await relay.record(/^listening on /);
+    const peer = parseHostPort(String(listening.properties.address));
+    const connect = async () => {
+      const connection = client.connect({ peer, serverName: RELAY_NAME, config });
+      await connection.established;
+      return connection;
+    };
+    relay.kill("SIGHUP");
+    assert.equal((await relay.record(/^reloaded/)).message, "reloaded: nothing changed");
+    const before = await connect();
+    await org.issue("relay-1", "relay");
+    const rotated = await summarizeCertificateFile(relayId.certificateFile);
+    relay.kill("SIGHUP");
+    assert.equal(
+      (await relay.record(/^reloaded/, 2)).message.replaceAll('"', ""),
+      `reloaded certificate relay-1 (serial ${rotated.serialNumber}, expires ${
+        rotated.notAfter.slice(0, 10)
+      })`,
+    );
+    const after = await connect();
+    assert.equal(await peerSerial(after), rotated.serialNumber);
+    assert.equal(before.isClosed, false);
+  } finally {
+    const code = await relay.stop("SIGTERM");
+    await client.close();
+    config.free();
+    await org.cleanup();
+    assert.equal(code, 0, relay.stderr);
   }
 });
