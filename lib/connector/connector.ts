@@ -73,6 +73,15 @@ export interface ConnectorBaseOptions {
   limits?: ConnectorLimitOptions;
 }
 
+/**
+ * What a reload (SIGHUP) reads again: the identity files and the services' access lists
+ * (the same services: a reload neither adds nor removes one; their targets stay), or one
+ * access list for every service (`allow`, the single-service form).
+ */
+export type ConnectorReload =
+  & { identity: NodeIdentity }
+  & ({ services: PublishedService[] } | { allow: string[] });
+
 /** A published service as the connector serves it: its access list and targets by port. */
 interface ServedService {
   allow: string[];
@@ -99,7 +108,7 @@ export class Connector {
   readonly node: Node;
   /** Limits shared by every session. */
   readonly limits: ConnectorLimits;
-  readonly #options: ConnectorOptions;
+  #options: ConnectorOptions;
   readonly #services: Map<string, ServedService>;
   readonly #terminators = new Set<Terminator>();
   /** Refused agents: debug lines, and a summary at info once a minute. */
@@ -244,6 +253,48 @@ export class Connector {
       terminator.close();
       this.#terminators.delete(terminator);
     });
+  }
+
+  /**
+   * Reloads the identity and the services' access lists (SIGHUP). The certificate must
+   * still grant every published service, and the services must be the same ones; new
+   * sessions use the new files, live ones keep theirs, but live sessions of agents a new
+   * list no longer allows are closed (an operator who removes an agent expects it cut off).
+   * Throws naming the bad file or service, changing nothing. Resolves with what changed.
+   */
+  async reload(inputs: ConnectorReload): Promise<string[]> {
+    const names = this.serviceNames;
+    const services = "services" in inputs
+      ? inputs.services
+      : names.map((name) => ({ name, forward: [], allow: inputs.allow }));
+    const given = services.map((service) => service.name);
+    if (given.length !== names.length || !given.every((name) => this.#services.has(name))) {
+      throw new Error(
+        `a reload cannot change the services published (${names.join(", ")}; restart for ${
+          given.join(", ")
+        })`,
+      );
+    }
+    const changes = await this.node.reloadIdentity(inputs.identity, names);
+    this.#options = { ...this.#options, identity: inputs.identity };
+    for (const service of services) {
+      const served = this.#services.get(service.name)!;
+      if (served.allow.join(",") !== service.allow.join(",")) {
+        const list = names.length === 1 ? "access list" : `${service.name} access list`;
+        changes.push(`${list}: ${service.allow.join(", ") || "(empty)"}`);
+      }
+      served.allow = service.allow;
+    }
+    for (const session of this.node.sessions.values()) {
+      if (this.#refusal(session.peerName, session.service) === null) continue;
+      log.info("closing session {id} of {agent}: no longer in {service}'s access list", {
+        id: session.id,
+        agent: session.peerName,
+        service: session.service,
+      });
+      session.close("no longer in the access list");
+    }
+    return changes;
   }
 
   /** Closes sessions, the relay link and the socket. */
