@@ -20,7 +20,7 @@ import { parseIpAddress } from "../lib/packet/mod.ts";
 const DEFAULT_TUN_ADDRESS = "100.64.0.1/32";
 
 const USAGE = `Usage: ztna agent --tun NAME --service NAME=IP [--service ...]
-                  --relay HOST:PORT --relay-name NAME --cert F --key F --ca F
+                  --relay HOST:PORT [--relay-name NAME] --cert F --key F --ca F
 
 Creates the TUN device NAME with a route to each service IP, opens an
 end-to-end session to each service through the relay, and carries the

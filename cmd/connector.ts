@@ -42,9 +42,9 @@ import {
 
 const USAGE =
   `Usage: ztna connector --service NAME --forward HOST:PORT [--forward ...] --allow AGENTS
-                      --relay HOST:PORT --relay-name NAME --cert F --key F --ca F
+                      --relay HOST:PORT [--relay-name NAME] --cert F --key F --ca F
        ztna connector --publish '${PUBLISH_SYNTAX}' [--publish ...]
-                      --relay HOST:PORT --relay-name NAME --cert F --key F --ca F
+                      --relay HOST:PORT [--relay-name NAME] --cert F --key F --ca F
        ztna connector --config FILE
 
 Publishes services (its certificate must grant each) through the relay, from one

@@ -10,7 +10,7 @@
 import { getLogger } from "@logtape/logtape";
 import { parseIp } from "../packet/mod.ts";
 import { formatIpAddress, parseIpAddress } from "../packet/mod.ts";
-import type { SocketAddress } from "../net/address.ts";
+import type { HostPort } from "../net/resolve.ts";
 import { describeClose } from "../quic/errors.ts";
 import { type NodeIdentity, TUNNEL_MTU } from "../node/configs.ts";
 import { Node } from "../node/node.ts";
@@ -32,7 +32,8 @@ export interface AgentService {
 /** Options of an agent. */
 export interface AgentOptions {
   identity: NodeIdentity;
-  relay: SocketAddress;
+  /** The relay: an IP address or a host name. */
+  relay: HostPort;
   relayName: string;
   tun: string;
   /** The TUN's own addresses (sources of the captured packets). */

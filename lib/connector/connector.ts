@@ -10,6 +10,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { formatAddress, type SocketAddress } from "../net/address.ts";
+import type { HostPort } from "../net/resolve.ts";
 import type { Connection } from "../quic/connection.ts";
 import type { NodeIdentity } from "../node/configs.ts";
 import { Node } from "../node/node.ts";
@@ -52,7 +53,8 @@ export type ConnectorOptions = ConnectorServices & ConnectorBaseOptions;
 /** Options of a connector besides its services. */
 export interface ConnectorBaseOptions {
   identity: NodeIdentity;
-  relay: SocketAddress;
+  /** The relay: an IP address or a host name. */
+  relay: HostPort;
   relayName: string;
   /**
    * Makes the TCP handler of a session (the userspace TCP stack), bounded by the process's
