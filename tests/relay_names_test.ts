@@ -82,6 +82,19 @@ function scriptedResolver(answers: () => string[] | Error): Resolver & { calls: 
   return Object.assign(resolver, { calls });
 }
 
+/** Settles like `promise`, or rejects naming `what` after `ms`. */
+async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A `ztna` daemon in its own process, its output collected. */
 class Daemon {
   stdout = "";
@@ -265,7 +278,8 @@ Deno.test("relay names: each address is tried in turn; unreachable families are 
   });
   try {
     const started = performance.now();
-    await link.start();
+    // Trying only the first reachable address would retry it for ever: fail after 5 s instead.
+    await withDeadline(link.start(), 5_000, "the link to connect via its second address");
     const waited = performance.now() - started;
     assert.deepEqual(link.relayAddress, { hostname: "127.0.0.1", port: relay.address.port });
     assert.equal(link.observed, formatAddress(endpoint.localAddress));
