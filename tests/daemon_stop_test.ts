@@ -10,6 +10,7 @@ import { relayClientConfig } from "../lib/node/configs.ts";
 import type { CloseReason } from "../lib/quic/errors.ts";
 import { Endpoint } from "../lib/quic/endpoint.ts";
 import { Relay } from "../lib/relay/relay.ts";
+import { waitFor } from "./support/bytes.ts";
 import { DaemonProcess } from "./support/daemon_process.ts";
 import {
   makeTestOrg,
@@ -19,6 +20,21 @@ import {
   stopNode,
   type TestNode,
 } from "./support/nodes.ts";
+
+/**
+ * Resolves once the daemon serves its admin socket at `path`: only then does it
+ * handle SIGTERM (before, the signal's default action kills it uncleanly).
+ */
+async function signalReady(daemon: DaemonProcess, path: string): Promise<void> {
+  await waitFor(() => {
+    if (daemon.exited) throw new Error(`daemon exited:\n${daemon.stderr}`);
+    try {
+      return Deno.statSync(path).isSocket === true;
+    } catch {
+      return false;
+    }
+  }, `the admin socket ${path}`);
+}
 
 /** How a connection ended, or "still open" if it did not within `ms`. */
 function closedWithin(closed: Promise<CloseReason>, ms: number): Promise<CloseReason | string> {
@@ -55,6 +71,7 @@ Deno.test("SIGTERM: the relay closes every node's connection with CONNECTION_CLO
       config,
     });
     await connection.established;
+    await signalReady(relay, `${org.dir}/relay.sock`);
     relay.kill("SIGTERM");
     const end = await closedWithin(connection.closed, 1_000);
     assert.deepEqual(end, {
@@ -106,6 +123,7 @@ Deno.test("SIGTERM: the connector closes its sessions with CONNECTION_CLOSE with
     agent = startNode(relay.address, aliceId, "agent", { relayOnly: true });
     await agent.link.start();
     const session = (await agent.node.openSession("web")).connection!;
+    await signalReady(connector, `${org.dir}/connector.sock`);
     connector.kill("SIGTERM");
     const end = await closedWithin(session.closed, 1_000);
     assert.deepEqual(end, {
