@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { Connector } from "../lib/connector/connector.ts";
+import { IdentityCheckError } from "../lib/identity/identity_check.ts";
 import { summarizeCertificate, summarizeCertificateFile } from "../lib/identity/summary.ts";
 import { formatAddress, parseHostPort, type SocketAddress } from "../lib/net/address.ts";
 import { type NodeIdentity, relayClientConfig } from "../lib/node/configs.ts";
@@ -308,7 +309,10 @@ Deno.test("Connector.reload refuses a certificate without the published service 
     const noWeb = await org.issue("conn-2", "connector", ["db"]);
     await assert.rejects(
       connector.reload({ identity: noWeb, services: web }),
-      new Error(`${noWeb.certificateFile} does not grant the published service web`),
+      new IdentityCheckError(
+        "services",
+        `${noWeb.certificateFile} does not grant the published service web`,
+      ),
     );
     const foreign = await stranger.issue("conn-1", "connector", ["web"]);
     await assert.rejects(
@@ -370,7 +374,7 @@ Deno.test("Relay.reload: new node connections get the new certificate; a connect
     // A connector certificate is not a relay identity: refused, the relay serves on.
     await assert.rejects(
       relay.reload(connId),
-      new Error(`${connId.certificateFile} grants role connector, not relay`),
+      new IdentityCheckError("role", `${connId.certificateFile} grants role connector, not relay`),
     );
     const again = await connect();
     assert.equal(await peerSerial(again), rotated.serialNumber);

@@ -21,6 +21,23 @@ export interface IdentityFiles {
   caFile: string;
 }
 
+/** What an identity check found wrong (see {@link IdentityCheckError}). */
+export type IdentityProblem =
+  | "role"
+  | "services"
+  | "not-yet-valid"
+  | "expired"
+  | "ca"
+  | "not-signed";
+
+/** An identity file that cannot serve; `message` names the file at fault. */
+export class IdentityCheckError extends Error {
+  constructor(readonly problem: IdentityProblem, message: string) {
+    super(message);
+    this.name = "IdentityCheckError";
+  }
+}
+
 /** What the identity must grant. */
 export interface IdentityExpectation {
   role: Role;
@@ -64,19 +81,26 @@ export async function checkIdentityFiles(
   const summary = await summarizeCertificate(new Uint8Array(identity.certificate.rawData));
   const cert = files.certificateFile;
   if (summary.role !== expect.role) {
-    throw new Error(
+    throw new IdentityCheckError(
+      "role",
       `${cert} grants ${summary.role ? `role ${summary.role}` : "no role"}, not ${expect.role}`,
     );
   }
   const missing = (expect.services ?? []).filter((s) => !summary.services.includes(s));
   if (missing.length > 0) {
-    throw new Error(`${cert} does not grant the published service ${missing.join(", ")}`);
+    throw new IdentityCheckError(
+      "services",
+      `${cert} does not grant the published service ${missing.join(", ")}`,
+    );
   }
   if (now < identity.certificate.notBefore) {
-    throw new Error(`${cert} is not valid before ${summary.notBefore}`);
+    throw new IdentityCheckError(
+      "not-yet-valid",
+      `${cert} is not valid before ${summary.notBefore}`,
+    );
   }
   if (now > identity.certificate.notAfter) {
-    throw new Error(`${cert} expired on ${summary.notAfter}`);
+    throw new IdentityCheckError("expired", `${cert} expired on ${summary.notAfter}`);
   }
   let caPem: string;
   let anchors: x509.X509Certificate[];
@@ -84,15 +108,19 @@ export async function checkIdentityFiles(
     caPem = await readText(files.caFile, "CA certificate");
     anchors = certificatesIn(caPem);
   } catch (error) {
-    throw new Error(
+    throw new IdentityCheckError(
+      "ca",
       `cannot load CA certificates from ${files.caFile}: ${(error as Error).message}`,
     );
   }
-  if (anchors.length === 0) throw new Error(`${files.caFile} holds no PEM certificate`);
+  if (anchors.length === 0) {
+    throw new IdentityCheckError("ca", `${files.caFile} holds no PEM certificate`);
+  }
   for (const anchor of anchors) {
     if (await signedBy(identity.certificate, anchor)) return { summary, caPem };
   }
-  throw new Error(
+  throw new IdentityCheckError(
+    "not-signed",
     `${cert} (issuer "${summary.issuer}") is not signed by the CA in ${files.caFile}`,
   );
 }
