@@ -16,12 +16,7 @@ import { serviceServerName } from "../pki/grants.ts";
 import type { InterfaceAddress, LocalFacts } from "../session/candidates.ts";
 import type { Session } from "../session/session.ts";
 import { SessionTable, type SessionTableLimits } from "../session/session_table.ts";
-import {
-  freeNodeConfigs,
-  type NodeConfigs,
-  nodeConfigs,
-  type NodeIdentity,
-} from "./configs.ts";
+import { freeNodeConfigs, type NodeConfigs, nodeConfigs, type NodeIdentity } from "./configs.ts";
 import {
   type CheckedIdentity,
   checkIdentityFiles,
