@@ -111,7 +111,7 @@ export const command = defineCommand({
     "max-tcp-connections-per-session": { type: "string" },
     "tcp-buffer-budget": { type: "string" },
   },
-  async run({ values, configFile }) {
+  async run({ values, configFile, reread }) {
     const services = publishedServices(values, configFile);
     const limits = connectorLimits(values);
     const metrics = metricsAddress(values.metrics);
@@ -135,7 +135,14 @@ export const command = defineCommand({
       }; relay sees it at ${connector.node.link.observed}`,
     );
     // SIGHUP reads the identity files again (the access lists stay as given).
-    const reloadInputs = () => ({ identity: nodeOptions(values).identity, services });
+    // A reload reads the config file again: new identity files and access lists apply.
+    const reloadInputs = () => {
+      const now = reread?.() ?? { values, configFile };
+      return {
+        identity: nodeOptions(now.values).identity,
+        services: publishedServices(now.values, now.configFile),
+      };
+    };
     const stopReloading = reloadOnHangup("connector", () => connector.reload(reloadInputs()));
     try {
       await serveUntilShutdown("connector", values["admin-socket"], () => connector.status(), {

@@ -287,6 +287,79 @@ Deno.test("Connector.reload: an agent removed from the access list loses its liv
   }
 });
 
+Deno.test("SIGHUP: a real connector re-reads its --config file: an agent removed from the access list loses its session", async () => {
+  const org = await RotatingOrg.create("aclfile");
+  const relayId = await org.issue("relay-1", "relay");
+  const connId = await org.issue("conn-1", "connector", ["web"]);
+  const relay = Relay.start({ listen: { hostname: "127.0.0.1", port: 0 }, ...relayId });
+  const echo = udpEcho();
+  const config = `${org.dir}/connector.toml`;
+  const write = (allow: string[]) =>
+    Deno.writeTextFile(
+      config,
+      [
+        `relay = "${formatAddress(relay.address)}"`,
+        `relay-name = "${RELAY_NAME}"`,
+        `cert = "${connId.certificateFile}"`,
+        `key = "${connId.privateKeyFile}"`,
+        `ca = "${connId.caFile}"`,
+        "relay-only = true",
+        `admin-socket = "${org.dir}/connector.sock"`,
+        "[services.web]",
+        `forward = ["127.0.0.1:${echo.port}"]`,
+        `allow = [${allow.map((name) => `"${name}"`).join(", ")}]`,
+      ].join("\n"),
+    );
+  const agents: TestNode[] = [];
+  let connector: DaemonProcess | undefined;
+  try {
+    await write(["alice", "bob"]);
+    connector = new DaemonProcess(["connector", "--config", config]);
+    await connector.record(/^publishing web/);
+    const alice = await agentNode(relay.address, await org.issue("alice", "agent"));
+    agents.push(alice);
+    const bob = await agentNode(relay.address, await org.issue("bob", "agent"));
+    agents.push(bob);
+    const aliceSession = (await alice.node.openSession("web")).connection!;
+    const bobSession = (await bob.node.openSession("web")).connection!;
+    const bobBefore = await udpThrough(bobSession, echo.port, 3, 1);
+    assert.equal(bobBefore.received, bobBefore.sent);
+
+    await write(["alice"]);
+    connector.kill("SIGHUP");
+    const reloaded = await connector.record(/^reloaded /);
+    assert.equal(reloaded.message.replaceAll('"', ""), "reloaded access list: alice");
+    const closed = await Promise.race([
+      bobSession.closed,
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), 2_000)),
+    ]);
+    assert.deepEqual(closed && { by: closed.by, reason: closed.reason }, {
+      by: "peer",
+      reason: "no longer in the access list",
+    });
+    const alive = await udpThrough(aliceSession, echo.port, 5, 10);
+    assert.equal(alive.received, alive.sent);
+
+    // A file broken by a typo changes nothing: the error names the key, bob stays out.
+    await Deno.writeTextFile(config, "max-sesions = 5\n" + (await Deno.readTextFile(config)));
+    connector.kill("SIGHUP");
+    const failed = await connector.record(/^reload failed/);
+    assert.equal(failed.properties.error, `${config}: unknown key "max-sesions"`);
+    assert.equal(connector.exited, false);
+    await assert.rejects(
+      bob.node.openSession("web"),
+      (error: Error) => error instanceof FatalRelayError,
+    );
+  } finally {
+    for (const agent of agents) await stopNode(agent);
+    const code = connector ? await connector.stop("SIGTERM") : 0;
+    echo.close();
+    await relay.close();
+    await org.cleanup();
+    assert.equal(code, 0, connector?.stderr);
+  }
+});
+
 Deno.test("Connector.reload refuses a certificate without the published service or from another CA, and keeps the old one", async () => {
   const org = await RotatingOrg.create("bad");
   const stranger = await RotatingOrg.create("stranger");

@@ -42,6 +42,11 @@ export interface Command {
 export type CommandInput<O extends ParseArgsOptionsConfig> = ParsedCommandLine<O> & {
   /** The `--config` file, if one was read (its table keys included). */
   configFile?: ConfigFileValues;
+  /**
+   * Merges the same flags and variables with the config file as it is now (a daemon's
+   * reload); throws a UsageError naming a bad key or file. Absent without `config`.
+   */
+  reread?: () => Pick<CommandInput<O>, "values" | "configFile">;
 };
 
 /** Declaration of a subcommand: its options and what it does with them. */
@@ -154,10 +159,18 @@ export function defineCommand<O extends ParseArgsOptionsConfig>(spec: CommandSpe
         return { help, globals, run: () => spec.run(parsed as ParsedCommandLine<O>) };
       }
       const merged = mergeSources(parsed.values, options, tables, env);
+      const reread = () => {
+        const now = mergeSources(parsed.values, options, tables, env);
+        return { values: now.values, configFile: now.configFile } as Pick<
+          CommandInput<O>,
+          "values" | "configFile"
+        >;
+      };
       const input = {
         ...parsed,
         values: merged.values,
         configFile: merged.configFile,
+        reread,
       } as CommandInput<O>;
       return {
         help,

@@ -76,6 +76,9 @@ export async function serveUntilShutdown(
   status: () => unknown,
   extras: DaemonExtras = {},
 ): Promise<string> {
+  // Listen for the stop signal before anything is awaited: a SIGTERM right after the daemon
+  // said it is up must close it cleanly, not kill it with the default action.
+  const stop = untilShutdown();
   const expiry = extras.certificateFile === undefined
     ? undefined
     : new CertificateExpiry(extras.certificateFile);
@@ -100,7 +103,7 @@ export async function serveUntilShutdown(
   warn();
   const daily = setInterval(warn, EXPIRY_CHECK_MS);
   try {
-    return await untilShutdown();
+    return await stop;
   } finally {
     clearInterval(daily);
     await admin?.close();
