@@ -153,8 +153,8 @@ async function withTunnel(body: (r: Running) => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("relay mode through two NATs: QAD, ping and UDP through the tunnel", async () => {
-  await withTunnel(async ({ topology, connectorLine, agentLine }) => {
+Deno.test("relay mode through two NATs: QAD, ping and UDP through the tunnel; SIGTERM removes the agent's TUN", async () => {
+  await withTunnel(async ({ topology, connectorLine, agentLine, agent: agentProcess }) => {
     const { net, agent, addresses } = topology;
     // QAD: each node learns exactly its NAT's public address.
     assert.match(
@@ -192,6 +192,13 @@ Deno.test("relay mode through two NATs: QAD, ping and UDP through the tunnel", a
       ],
     );
     assert.notEqual(refused.code, 0);
+
+    // SIGTERM: the agent exits 0 and its TUN device is gone.
+    assert.equal((await net.exec(agent, ["ip", "link", "show", "ztna0"])).code, 0);
+    assert.equal((await agentProcess.stop()).code, 0);
+    const link = await net.exec(agent, ["ip", "link", "show", "ztna0"]);
+    assert.notEqual(link.code, 0, "ztna0 still exists after the agent stopped");
+    assert.match(link.stderr, /does not exist/);
   });
 });
 
