@@ -18,6 +18,11 @@
  * `--suite memory` (also in `all`): what a relay connection and a session
  * cost in resident memory, on loopback (bench/memory.ts); --nodes N (default
  * 500), --sessions N (default 500).
+ *
+ * `--suite relay` (also in `all`): the relay alone, on loopback
+ * (bench/relay.ts): forwarded packets per second per core of its CPU time
+ * (--seconds N of forwarding), and its memory for --idle-sessions N (default
+ * 10,000) idle sessions.
  */
 import { parseArgs } from "node:util";
 import { createCa, issueIdentity, writeIdentityFiles } from "../lib/pki/mod.ts";
@@ -26,6 +31,7 @@ import { benchOursQuic } from "./ours_quic.ts";
 import { formatResult, gbps, pps, type ThroughputResult } from "./result.ts";
 import { runTunnelSuite } from "./tunnel/mod.ts";
 import { runMemorySuite } from "./memory.ts";
+import { runRelaySuite } from "./relay.ts";
 
 const SERVER_NAME = "bench.test";
 
@@ -90,7 +96,7 @@ async function runDatagramSuite(
 
 // --- Suite selection -------------------------------------------------------
 
-const SUITES = ["datagram", "tunnel", "memory", "all"] as const;
+const SUITES = ["datagram", "tunnel", "memory", "relay", "all"] as const;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -105,6 +111,7 @@ async function main(): Promise<void> {
       "cpu-prof-dir": { type: "string" },
       nodes: { type: "string", default: "500" },
       sessions: { type: "string", default: "500" },
+      "idle-sessions": { type: "string", default: "10000" },
     },
   });
   const suite = values.suite as (typeof SUITES)[number];
@@ -114,7 +121,7 @@ async function main(): Promise<void> {
   }
   const numbers = [
     ...["runs", "duration-ms", "payload", "seconds", "pings", "ping-interval"],
-    ...["nodes", "sessions"],
+    ...["nodes", "sessions", "idle-sessions"],
   ] as const;
   for (const name of numbers) {
     if (!(Number(values[name]) > 0)) {
@@ -125,6 +132,12 @@ async function main(): Promise<void> {
   if (suite === "datagram" || suite === "all") await runDatagramSuite(values);
   if (suite === "memory" || suite === "all") {
     await runMemorySuite({ nodes: Number(values.nodes), sessions: Number(values.sessions) });
+  }
+  if (suite === "relay" || suite === "all") {
+    await runRelaySuite({
+      seconds: Number(values.seconds),
+      sessions: Number(values["idle-sessions"]),
+    });
   }
   if (suite === "tunnel" || suite === "all") {
     await runTunnelSuite({
