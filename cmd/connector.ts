@@ -26,6 +26,8 @@ import type { ConfigFileValues } from "../lib/cli/config_file.ts";
 import { isServiceName } from "../lib/control/messages.ts";
 import { parseHostPort } from "../lib/net/address.ts";
 import { tcpHandler } from "../lib/connector/tcp_bridge.ts";
+import type { KernelModeOptions } from "../lib/connector/kernel/kernel_forwarder.ts";
+import { DEFAULT_POOL, parseIpv4Prefix } from "../lib/connector/kernel/address_pool.ts";
 import {
   type ConnectorLimitOptions,
   DEFAULT_MAX_TCP_CONNECTIONS,
@@ -46,6 +48,7 @@ const USAGE =
        ztna connector --publish '${PUBLISH_SYNTAX}' [--publish ...]
                       --relay HOST:PORT [--relay-name NAME] --cert F --key F --ca F
        ztna connector --config FILE
+       (any of these with --tun NAME [--tun-pool CIDR]: kernel-forwarding mode, root)
 
 Publishes services (its certificate must grant each) through the relay, from one
 process and one identity. Agents' packets for a service are terminated here in
@@ -76,6 +79,13 @@ Options:
                        fills; a connection that cannot reserve ${
     DEFAULT_RECEIVE_FLOOR / 1024
   } KiB is refused
+  --tun NAME           kernel-forwarding mode (root or CAP_NET_ADMIN): sessions'
+                       packets go into TUN device NAME and the kernel's TCP/UDP
+                       carries them to the targets (IPv4 only), through an
+                       nftables table ztna_NAME made at start and deleted at exit;
+                       only the targets are reachable, as without it
+  --tun-pool CIDR      the sessions' inner addresses in kernel mode (default
+                       ${DEFAULT_POOL}; one per session)
 
 In a --config file, services are tables (a --service or --publish of the same
 name replaces one):
@@ -110,6 +120,8 @@ export const command = defineCommand({
     "max-tcp-connections": { type: "string" },
     "max-tcp-connections-per-session": { type: "string" },
     "tcp-buffer-budget": { type: "string" },
+    tun: { type: "string" },
+    "tun-pool": { type: "string" },
   },
   async run({ values, configFile, reread }) {
     const services = publishedServices(values, configFile);
@@ -128,6 +140,7 @@ export const command = defineCommand({
         ),
       },
       limits,
+      kernel: kernelMode(values),
     });
     console.log(
       `connector publishing ${
@@ -205,6 +218,21 @@ function publishedServices(
     );
   }
   return services;
+}
+
+/** The kernel mode's options (--tun, --tun-pool), or undefined without --tun. */
+function kernelMode(values: { tun?: string; "tun-pool"?: string }): KernelModeOptions | undefined {
+  if (values.tun === undefined) {
+    if (values["tun-pool"] !== undefined) throw new UsageError("--tun-pool needs --tun");
+    return undefined;
+  }
+  const pool = values["tun-pool"] ?? DEFAULT_POOL;
+  try {
+    parseIpv4Prefix(pool);
+  } catch (error) {
+    throw new UsageError(`--tun-pool: ${(error as Error).message}`);
+  }
+  return { tun: values.tun, pool };
 }
 
 /** Most connections one TCP stack can track (lib/tcp's maxConnections bound). */

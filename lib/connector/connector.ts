@@ -23,6 +23,12 @@ import { RefusalLog } from "../events/refusal_log.ts";
 import { type ConnectorLimitOptions, ConnectorLimits, type ConnectorLimitStats } from "./limits.ts";
 import { openFileLimit } from "./open_file_limit.ts";
 import type { PublishedService } from "./services.ts";
+import {
+  KernelForwarder,
+  type KernelForwarderStats,
+  type KernelModeOptions,
+} from "./kernel/kernel_forwarder.ts";
+import { DEFAULT_MAX_SESSIONS } from "../session/session_table.ts";
 
 const log = getLogger(["ztna", "connector"]);
 
@@ -73,6 +79,8 @@ export interface ConnectorBaseOptions {
   sessionLimits?: SessionTableLimits;
   /** Bounds shared by all sessions: UDP flows, TCP connections, TCP buffer memory. */
   limits?: ConnectorLimitOptions;
+  /** Kernel-forwarding mode (root): sessions' packets go through a TUN, not the terminator. */
+  kernel?: KernelModeOptions;
 }
 
 /**
@@ -101,7 +109,11 @@ export interface TerminatorTotals extends ConnectorLimitStats {
 }
 
 /** What the connector does now: the node's status and the terminators' totals. */
-export type ConnectorStatus = NodeStatus & { terminator: TerminatorTotals };
+export type ConnectorStatus = NodeStatus & {
+  terminator: TerminatorTotals;
+  /** The kernel mode's counters, when it runs. */
+  kernel?: KernelForwarderStats;
+};
 
 /** A running connector. */
 export class Connector {
@@ -113,6 +125,7 @@ export class Connector {
   #options: ConnectorOptions;
   readonly #services: Map<string, ServedService>;
   readonly #terminators = new Set<Terminator>();
+  #kernel: KernelForwarder | undefined;
   /** Refused agents: debug lines, and a summary at info once a minute. */
   readonly #refusals = new RefusalLog(["ztna", "connector"]);
 
@@ -151,6 +164,13 @@ export class Connector {
     if (services.length === 0) throw new Error("a connector needs a service to publish");
     const connector = new Connector(options);
     try {
+      if (options.kernel) {
+        connector.#kernel = await KernelForwarder.start({
+          ...options.kernel,
+          services,
+          maxSessions: options.sessionLimits?.maxSessions ?? DEFAULT_MAX_SESSIONS,
+        });
+      }
       await connector.node.start();
       for (const service of services) await connector.node.link.register(service.name);
     } catch (error) {
@@ -190,7 +210,12 @@ export class Connector {
 
   /** What the connector does now, for its admin socket. */
   status(): ConnectorStatus {
-    return { ...this.node.status(this.serviceNames), terminator: this.terminatorStats() };
+    const kernel = this.#kernel ? { kernel: this.#kernel.stats() } : {};
+    return {
+      ...this.node.status(this.serviceNames),
+      terminator: this.terminatorStats(),
+      ...kernel,
+    };
   }
 
   /**
@@ -238,6 +263,10 @@ export class Connector {
     // #decide admitted only sessions of a published service.
     const targets = this.#services.get(session.service)!.targets;
     const send = (packet: Uint8Array) => void connection.sendDatagram(packet);
+    if (this.#kernel) {
+      this.#serveKernel(this.#kernel, session, connection, targets, send);
+      return;
+    }
     const terminator = new Terminator(
       targets,
       send,
@@ -254,6 +283,30 @@ export class Connector {
     connection.closed.then(() => {
       terminator.close();
       this.#terminators.delete(terminator);
+    });
+  }
+
+  /** Forwards an admitted session's packets through the kernel mode's TUN. */
+  #serveKernel(
+    kernel: KernelForwarder,
+    session: Session,
+    connection: Connection,
+    targets: Map<number, SocketAddress>,
+    send: (packet: Uint8Array) => void,
+  ): void {
+    const end = kernel.open(targets, send);
+    if (!end) {
+      log.warn("session {id}: the kernel mode's address pool is exhausted", { id: session.id });
+      session.close("address pool exhausted");
+      return;
+    }
+    connection.onDatagram((packet) => end.receive(packet));
+    connection.closed.then(() => end.close());
+    log.info("session {id} from {agent} to {service} admitted (kernel mode, {address})", {
+      id: session.id,
+      agent: session.peerName,
+      service: session.service,
+      address: end.address,
     });
   }
 
@@ -305,5 +358,6 @@ export class Connector {
     for (const terminator of this.#terminators) terminator.close();
     this.limits.close();
     await this.node.close();
+    await this.#kernel?.close();
   }
 }
