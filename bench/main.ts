@@ -13,7 +13,14 @@
  * ztna through two NATs over the relay and direct, in network namespaces
  * (root), with the time from the agent's start to the direct path. Its flags:
  * --seconds N (iperf3, default 10), --pings N (default 20), --ping-interval S
- * (default 0.2), --cpu-prof-dir DIR (profile ztna's relay, connector and agent).
+ * (default 0.2), --cpu-prof-dir DIR (profile ztna's relay, connector and agent),
+ * --loss LIST (random loss each way, % , default 0: e.g. `--loss 0,1,5`).
+ * Every path runs iperf3 both ways (upload agent → service, download `-R`) at
+ * every loss level; lossy levels print a second table with ratios to Debian's
+ * wireguard-go at the same level. The default (no loss) keeps the tunnel
+ * suite near 2.5 minutes (5 paths × 2 × 10 s plus set-up); each extra level
+ * adds about 2 minutes at --seconds 10, so `--loss 0,1,5 --seconds 5` is the
+ * loss run of choice (about 4 minutes).
  *
  * `--suite memory` (also in `all`): what a relay connection and a session
  * cost in resident memory, on loopback (bench/memory.ts); --nodes N (default
@@ -30,6 +37,7 @@ import { benchDenoQuic } from "./deno_quic.ts";
 import { benchOursQuic } from "./ours_quic.ts";
 import { formatResult, gbps, pps, type ThroughputResult } from "./result.ts";
 import { runTunnelSuite } from "./tunnel/mod.ts";
+import { parseLossList } from "./tunnel/loss.ts";
 import { runMemorySuite } from "./memory.ts";
 import { runRelaySuite } from "./relay.ts";
 
@@ -112,6 +120,7 @@ async function main(): Promise<void> {
       nodes: { type: "string", default: "500" },
       sessions: { type: "string", default: "500" },
       "idle-sessions": { type: "string", default: "10000" },
+      loss: { type: "string", default: "0" },
     },
   });
   const suite = values.suite as (typeof SUITES)[number];
@@ -129,6 +138,13 @@ async function main(): Promise<void> {
       Deno.exit(2);
     }
   }
+  let losses: number[];
+  try {
+    losses = parseLossList(values.loss);
+  } catch (error) {
+    console.error((error as Error).message);
+    Deno.exit(2);
+  }
   if (suite === "datagram" || suite === "all") await runDatagramSuite(values);
   if (suite === "memory" || suite === "all") {
     await runMemorySuite({ nodes: Number(values.nodes), sessions: Number(values.sessions) });
@@ -145,6 +161,7 @@ async function main(): Promise<void> {
       pings: Number(values.pings),
       pingInterval: Number(values["ping-interval"]),
       cpuProfileDir: values["cpu-prof-dir"],
+      losses,
     });
   }
 }

@@ -1,14 +1,16 @@
 /**
  * lib/tcp's building blocks on their own: the RFC 6298 estimator, the out-of-order buffer
- * and SACK blocks, the sender's SACK scoreboard, the send ring, NewReno, and option checks.
+ * and SACK blocks, the sender's SACK scoreboard and record of segments in flight (pipe,
+ * DupThresh and RACK loss marking), the send ring, congestion control, and option checks.
  */
 import assert from "node:assert/strict";
 import { ByteRing } from "../lib/tcp/byte_ring.ts";
 import { resolveTcpConfig, windowScaleFor } from "../lib/tcp/config.ts";
-import { NewReno } from "../lib/tcp/congestion.ts";
+import { CongestionControl } from "../lib/tcp/congestion.ts";
 import { Reassembly } from "../lib/tcp/reassembly.ts";
 import { RttEstimator } from "../lib/tcp/rtt.ts";
 import { SackScoreboard } from "../lib/tcp/scoreboard.ts";
+import { SentSegments } from "../lib/tcp/sent_segments.ts";
 
 Deno.test("RTT estimator: RFC 6298 smoothing, bounds, backoff", () => {
   const rtt = new RttEstimator(1000, 200, 60_000);
@@ -54,7 +56,7 @@ Deno.test("reassembly: overlaps trimmed, pieces bounded, in-order hand-back, SAC
   assert.deepEqual(Array.from(r.next(at(7))!), [7, 8], "trimmed to rcvNxt");
 });
 
-Deno.test("SACK scoreboard: merges, ignores bogus blocks, finds lost holes", () => {
+Deno.test("SACK scoreboard: merges, ignores bogus blocks, forgets what is acknowledged", () => {
   const una = 0xffffff00;
   const at = (n: number) => (una + n) >>> 0;
   const board = new SackScoreboard();
@@ -62,12 +64,9 @@ Deno.test("SACK scoreboard: merges, ignores bogus blocks, finds lost holes", () 
   assert.equal(board.update([[at(1500), at(2000)]], una, at(5000)), false, "nothing new");
   assert.equal(board.update([[at(0), at(100)], [at(4000), at(6000)]], una, at(5000)), false);
   assert.equal(board.update([[at(3000), at(4000)], [at(2000), at(2500)]], una, at(5000)), true);
-  assert.equal(board.lostHole(una, 2500), undefined, "2500 bytes above, threshold 2500");
-  assert.deepEqual(board.lostHole(una, 2000), [una, at(1000)]);
-  assert.deepEqual(board.lostHole(at(1000), 500), [at(2500), at(3000)]);
-  assert.equal(board.lostHole(at(2500), 1000), undefined);
+  assert.deepEqual(board.ranges, [[at(1000), at(2500)], [at(3000), at(4000)]]);
   board.acknowledge(at(2600));
-  assert.deepEqual(board.lostHole(at(2600), 100), [at(2600), at(3000)]);
+  assert.deepEqual(board.ranges, [[at(3000), at(4000)]]);
   board.acknowledge(at(4000));
   assert.ok(board.empty);
 });
@@ -86,26 +85,72 @@ Deno.test("send ring: grows to its limit, wraps, reads at offsets", () => {
   assert.throws(() => ring.copyTo(39_995, 10, out, 0), /reading bytes 39995-40005/);
 });
 
-Deno.test("NewReno: slow start, avoidance, fast recovery with partial ACKs, timeout", () => {
-  const cc = new NewReno(1000, 0);
+Deno.test("congestion control: slow start, avoidance, one cut by 0.7 per episode, timeout", () => {
+  const cc = new CongestionControl(1000, 0);
   assert.equal(cc.cwnd, 10_000, "RFC 6928 initial window");
   cc.onNewAck(2000, 2000, 10_000);
   assert.equal(cc.cwnd, 12_000, "slow start, at most 2 MSS per ACK");
   cc.onNewAck(3000, 1000, 2000);
   assert.equal(cc.cwnd, 12_000, "no growth while the window is mostly unused");
-  assert.equal(cc.enterRecovery(3000, 12_000, 15_000), true);
-  assert.deepEqual([cc.ssthresh, cc.cwnd], [6000, 9000]);
-  assert.equal(cc.enterRecovery(3000, 12_000, 15_000), false, "already recovering");
+  assert.equal(cc.enterRecovery(3000, 15_000), true);
+  assert.deepEqual([cc.ssthresh, cc.cwnd], [8400, 8400], "cut by CUBIC's beta");
+  assert.equal(cc.enterRecovery(3000, 15_000), false, "already recovering");
   assert.equal(cc.onNewAck(5000, 2000, 12_000), "partial");
-  assert.equal(cc.cwnd, 8000, "deflated by 2000, one MSS added back");
+  assert.equal(cc.cwnd, 8400, "the window holds during recovery");
   assert.equal(cc.onNewAck(15_000, 10_000, 10_000), "full");
-  assert.equal(cc.cwnd, 1000 + 1000, "min(ssthresh, flight + MSS) with nothing left in flight");
+  assert.equal(cc.enterRecovery(15_000, 20_000), true, "a later loss is a new episode");
+  assert.equal(cc.cwnd, 5880);
+  cc.onNewAck(20_000, 5000, 5880);
   cc.cwnd = 6000;
-  cc.onNewAck(21_000, 6000, 6000);
+  cc.onNewAck(26_000, 6000, 6000);
   assert.equal(cc.cwnd, 7000, "avoidance: one MSS per window");
   cc.onTimeout(7000, 30_000);
   assert.deepEqual([cc.cwnd, cc.ssthresh, cc.recover], [1000, 3500, 30_000]);
-  assert.equal(cc.enterRecovery(29_000, 1000, 30_000), false, "below recover (RFC 6582)");
+  assert.equal(cc.enterRecovery(29_000, 30_000), false, "below recover (RFC 6582)");
+});
+
+Deno.test("segments in flight: pipe, DupThresh and RACK marking, lost retransmissions", () => {
+  const base = 0xfffff000; // sequence numbers wrap during the test
+  const at = (i: number) => (base + 1000 * i) >>> 0;
+  const log = new SentSegments();
+  for (let i = 0; i < 8; i++) log.sent(at(i), at(i + 1), i, false); // segment i sent at i ms
+  assert.equal(log.pipe, 8000);
+  // Segment 0 delivered at 10 ms (RTT 10): nothing is lost yet.
+  log.delivered(at(1), [], 10);
+  assert.deepEqual(log.detectLoss(10, 2000), { lost: 0, recheckAt: Infinity });
+  assert.equal(log.pipe, 7000);
+  // Segments 3 and 4 SACKed at 14 ms: 2000 bytes above 1 and 2, not more than DupThresh,
+  // but RACK: both were sent before segment 4 (RTT 10 ms), and are lost once sent more than
+  // 10 ms + min RTT / 4 ago: segment 1 (sent at 1 ms) now, segment 2 at 14.5 ms.
+  log.delivered(at(1), [[at(3), at(5)]], 14);
+  assert.equal(log.pipe, 5000);
+  assert.deepEqual(log.detectLoss(14, 2000), { lost: 1, recheckAt: 2 + 10 + 2.5 });
+  assert.deepEqual(log.firstLost(), { start: at(1), end: at(2) });
+  assert.equal(log.pipe, 4000, "a lost segment is out of the pipe");
+  // Segment 5 SACKed too: 3000 bytes above segment 2 (never resent): DupThresh marks it.
+  log.delivered(at(1), [[at(3), at(6)]], 15);
+  assert.equal(log.detectLoss(15, 2000).lost, 1);
+  assert.equal(log.pipe, 2000, "segments 6 and 7");
+  // Both resent at 16 ms; the resend of 1 is lost again, 2's arrives with 6 at 26 ms.
+  log.sent(at(1), at(2), 16, true);
+  log.sent(at(2), at(3), 16, true);
+  assert.equal(log.pipe, 4000);
+  log.delivered(at(1), [[at(2), at(7)]], 26);
+  assert.deepEqual(
+    log.detectLoss(26, 2000),
+    { lost: 1, recheckAt: 16 + 10 + 2.5 },
+    "segment 7 (sent at 7 ms) is lost; the resend of 1, sent just before 2's, is not due yet",
+  );
+  assert.deepEqual(log.firstLost(), { start: at(7), end: at(8) });
+  log.sent(at(7), at(8), 27, true);
+  log.sent(at(8), at(9), 27, false);
+  log.delivered(at(1), [[at(2), at(9)]], 37);
+  assert.equal(log.detectLoss(37, 2000).lost, 1, "the lost resend of 1, found by RACK");
+  assert.deepEqual(log.firstLost(), { start: at(1), end: at(2) });
+  log.sent(at(1), at(2), 37, true);
+  log.delivered(at(9), [], 47);
+  assert.equal(log.pipe, 0);
+  assert.equal(log.hasLost, false);
 });
 
 Deno.test("options: defaults, ranges and window-scale shifts", () => {

@@ -2,12 +2,15 @@
  * The baseline paths, in one pair of namespaces: "agent" and "service"
  * joined by a veth pair. First iperf3/ping straight over the veth (the
  * ceiling), then over a wireguard-go tunnel between the same namespaces:
- * Debian's wireguard-go, then the newest one from the Go module proxy.
+ * Debian's wireguard-go, then the newest one from the Go module proxy. Loss
+ * is dropped on arrival in each namespace (INPUT, from the other end's veth
+ * address): the raw path loses TCP segments, the tunnels their UDP packets.
  *
  * @module
  */
 import { destroyOnInterrupt, throwIfInterrupted } from "./interrupt.ts";
-import { type MeasureOptions, measurePath, startIperf3Server } from "./measure.ts";
+import { LossRules } from "./loss.ts";
+import { type MeasureOptions, measureUnderLoss, startIperf3Server } from "./measure.ts";
 import { notMeasured, type PathResult } from "./result.ts";
 import { type Host, Topology } from "./support.ts";
 import { startWireguard } from "./wireguard.ts";
@@ -21,7 +24,19 @@ export const WIREGUARD_LATEST = "wireguard-go (newest)";
 const AGENT_VETH = "10.99.0.1", SERVICE_VETH = "10.99.0.2";
 const AGENT_WG = ["10.98.0.1", "10.97.0.1"], SERVICE_WG = ["10.98.0.2", "10.97.0.2"];
 
-/** Measures the raw veth path, then both wireguard-go builds over it; always tears down. */
+/** Every loss level of `options`, each as a "not measured" result with `error`. */
+function notMeasuredAtEachLevel(
+  name: string,
+  options: MeasureOptions,
+  error: unknown,
+): PathResult[] {
+  return (options.losses ?? [0]).map((level) => notMeasured(name, error, level));
+}
+
+/**
+ * Measures the raw veth path, then both wireguard-go builds over it, at each
+ * loss level; always tears down.
+ */
 export async function benchDirect(options: MeasureOptions): Promise<PathResult[]> {
   const net = await Topology.create("zbench");
   const dir = await Deno.makeTempDir({ prefix: "ztna-bench-wg-" });
@@ -34,13 +49,17 @@ export async function benchDirect(options: MeasureOptions): Promise<PathResult[]
       bAddress: `${SERVICE_VETH}/24`,
     });
     await startIperf3Server(net, service);
-    const veth = await measurePath(VETH, net, agent, SERVICE_VETH, options);
-    const debian = await benchWireguard(net, agent, service, dir, options, "wireguard-go", 0);
+    const loss = new LossRules(net, [
+      { host: agent, chain: "INPUT", match: ["-s", SERVICE_VETH] },
+      { host: service, chain: "INPUT", match: ["-s", AGENT_VETH] },
+    ]);
+    const veth = await measureUnderLoss(VETH, net, agent, SERVICE_VETH, options, loss);
+    const debian = await benchWireguard(net, agent, service, dir, options, loss, "wireguard-go", 0);
     const latest = await latestWireguardGo();
     const newest = latest instanceof Error
-      ? notMeasured(WIREGUARD_LATEST, latest)
-      : await benchWireguard(net, agent, service, dir, options, latest, 1);
-    return [veth, debian, newest];
+      ? notMeasuredAtEachLevel(WIREGUARD_LATEST, options, latest)
+      : await benchWireguard(net, agent, service, dir, options, loss, latest, 1);
+    return [...veth, ...debian, ...newest];
   } finally {
     try {
       await net.destroy();
@@ -61,9 +80,10 @@ async function benchWireguard(
   service: Host,
   dir: string,
   options: MeasureOptions,
+  loss: LossRules,
   binary: string,
   index: number,
-): Promise<PathResult> {
+): Promise<PathResult[]> {
   const name = index === 0 ? WIREGUARD : WIREGUARD_LATEST;
   try {
     // The UAPI socket path is global: names carry the topology's random suffix.
@@ -88,9 +108,9 @@ async function benchWireguard(
     );
   } catch (error) {
     throwIfInterrupted();
-    return notMeasured(name, error);
+    return notMeasuredAtEachLevel(name, options, error);
   }
-  const result = await measurePath(name, net, agent, SERVICE_WG[index], options);
-  result.notes.push(`version: ${await wireguardVersion(binary)}`);
-  return result;
+  const results = await measureUnderLoss(name, net, agent, SERVICE_WG[index], options, loss);
+  results[0].notes.push(`version: ${await wireguardVersion(binary)}`);
+  return results;
 }

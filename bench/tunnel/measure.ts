@@ -1,10 +1,11 @@
 /**
  * iperf3 and ping inside the benchmark's namespaces: a long-running iperf3
- * server, one single-stream TCP run (Gbit/s at the receiver) and a ping run
- * (average RTT).
+ * server, single-stream TCP runs each way (Gbit/s at the receiver) and a ping
+ * run (average RTT), at each loss level asked for.
  *
  * @module
  */
+import type { LossRules } from "./loss.ts";
 import type { PathResult } from "./result.ts";
 import type { Child, Host, Topology } from "./support.ts";
 
@@ -16,6 +17,8 @@ export interface MeasureOptions {
   pings: number;
   /** Seconds between pings. */
   pingInterval: number;
+  /** Random loss levels (%) to measure each path at, ascending; ping only at 0. Default [0]. */
+  losses?: number[];
 }
 
 /** The outcome of an iperf3 or ping run: a figure (maybe with a caveat), or why there is none. */
@@ -61,9 +64,13 @@ interface Iperf3Json {
   end?: { sum_received?: { bits_per_second?: number } };
 }
 
+/** Which way the iperf3 data flows: from the client (upload) or to it (download, `-R`). */
+export type Direction = "up" | "down";
+
 /**
- * One single-stream TCP iperf3 run from `client` to `address:port`; the value
- * is the receiver's goodput in Gbit/s.
+ * One single-stream TCP iperf3 run between `client` and `address:port`, data
+ * flowing `direction` (default up: from the client); the value is the
+ * receiver's goodput in Gbit/s.
  */
 export async function iperf3(
   net: Topology,
@@ -71,10 +78,11 @@ export async function iperf3(
   address: string,
   options: Pick<MeasureOptions, "seconds">,
   port = IPERF_PORT,
+  direction: Direction = "up",
 ): Promise<Measured> {
   const result = await net.exec(client, [
     ...["iperf3", "-c", address, "-p", String(port), "-t", String(options.seconds)],
-    ...["-P", "1", "-J", "--connect-timeout", "5000"],
+    ...["-P", "1", "-J", "--connect-timeout", "5000", ...(direction === "down" ? ["-R"] : [])],
   ], { timeoutMs: options.seconds * 1000 + 30_000 });
   let report: Iperf3Json;
   try {
@@ -114,8 +122,10 @@ export async function ping(
 }
 
 /**
- * Measures one path: iperf3 from `client` to `address`, then ping. A failed
- * iperf3 run is described by `tcpFailure` (default "iperf3 failed: ...").
+ * Measures one path at the loss currently applied (`lossPercent`, for the
+ * result): iperf3 from `client` to `address`, iperf3 back (`-R`), then ping
+ * when there is no loss. A failed iperf3 run is described by `tcpFailure`
+ * (default "iperf3 failed: ...").
  */
 export async function measurePath(
   name: string,
@@ -124,17 +134,48 @@ export async function measurePath(
   address: string,
   options: MeasureOptions,
   tcpFailure: (error: string) => string = (error) => `iperf3 failed: ${error}`,
+  lossPercent = 0,
 ): Promise<PathResult> {
   const notes: string[] = [];
-  const tcp = await iperf3(net, client, address, options);
-  if (!tcp.ok) notes.push(tcpFailure(tcp.error));
-  const rtt = await ping(net, client, address, options);
-  if (!rtt.ok) notes.push(rtt.error);
-  else if (rtt.note) notes.push(rtt.note);
-  return {
-    name,
-    gbps: tcp.ok ? tcp.value : null,
-    pingMs: rtt.ok ? rtt.value : null,
-    notes,
+  const label = lossPercent > 0 ? ` at ${lossPercent} % loss` : "";
+  const throughput = async (direction: Direction) => {
+    const tcp = await iperf3(net, client, address, options, IPERF_PORT, direction);
+    if (!tcp.ok) notes.push(`${direction}${label}: ${tcpFailure(tcp.error)}`);
+    return tcp.ok ? tcp.value : null;
   };
+  const gbps = await throughput("up");
+  const downGbps = await throughput("down");
+  let pingMs: number | null = null;
+  if (lossPercent === 0) {
+    const rtt = await ping(net, client, address, options);
+    if (!rtt.ok) notes.push(rtt.error);
+    else if (rtt.note) notes.push(rtt.note);
+    pingMs = rtt.ok ? rtt.value : null;
+  }
+  return { name, lossPercent, gbps, downGbps, pingMs, notes };
+}
+
+/**
+ * Measures one path at every loss level of `options.losses` (default 0 only),
+ * setting `loss` before each and clearing it after; one result per level.
+ */
+export async function measureUnderLoss(
+  name: string,
+  net: Topology,
+  client: Host,
+  address: string,
+  options: MeasureOptions,
+  loss: LossRules,
+  tcpFailure?: (error: string) => string,
+): Promise<PathResult[]> {
+  const results: PathResult[] = [];
+  try {
+    for (const level of options.losses ?? [0]) {
+      await loss.set(level);
+      results.push(await measurePath(name, net, client, address, options, tcpFailure, level));
+    }
+  } finally {
+    await loss.set(0);
+  }
+  return results;
 }

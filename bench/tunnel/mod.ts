@@ -5,8 +5,10 @@
  * wireguard-go and the newest wireguard-go between the same namespaces, and
  * ztna across two NATs, over the relay and direct — printed as one table with
  * ratios against the baselines, with the time from the agent's start to its
- * relay session and to the direct path. Needs root; otherwise it prints why
- * and returns.
+ * relay session and to the direct path. Each path is measured both ways and
+ * at every random-loss level of `losses` (bench/tunnel/loss.ts), with the
+ * lossy runs in a second table as ratios to Debian's wireguard-go at the
+ * same level. Needs root; otherwise it prints why and returns.
  *
  * @module
  */
@@ -24,6 +26,8 @@ export interface TunnelSuiteOptions extends MeasureOptions {
 
 /** What ztna should reach against Debian's wireguard-go, as throughput ratios. */
 const TARGETS = { relay: 0.5, direct: 1.0 } as const;
+/** What ztna should reach under random loss, each way, against Debian's wireguard-go at the same loss. */
+const TARGET_UNDER_LOSS = 0.8;
 /** At most this long from the agent's start to the direct path (ms). */
 const TARGET_DIRECT_MS = 1_000;
 
@@ -47,8 +51,9 @@ async function missingTools(): Promise<string[]> {
  */
 export async function runTunnelSuite(options: TunnelSuiteOptions): Promise<void> {
   console.log(
-    `\nTunnel throughput and latency: iperf3 TCP, 1 stream, ${options.seconds} s; ` +
-      `${options.pings} pings at ${options.pingInterval} s; agent -> service, namespaces`,
+    `\nTunnel throughput and latency: iperf3 TCP, 1 stream, ${options.seconds} s each way ` +
+      `(up: agent -> service, down: -R); ${options.pings} pings at ${options.pingInterval} s; ` +
+      `random loss each way: ${(options.losses ?? [0]).join(", ")} %; namespaces`,
   );
   if (Deno.uid() !== 0) {
     console.log("  skipped: the tunnel suite needs root (network namespaces, veth, TUN)");
@@ -59,6 +64,7 @@ export async function runTunnelSuite(options: TunnelSuiteOptions): Promise<void>
     console.log(`  skipped: missing ${missing.join(", ")}`);
     return;
   }
+  const losses = options.losses ?? [0];
   const results: PathResult[] = [];
   const starts: StartTimes[] = [];
   const stopCatching = catchInterrupts();
@@ -67,17 +73,17 @@ export async function runTunnelSuite(options: TunnelSuiteOptions): Promise<void>
       results.push(...await benchDirect(options));
     } catch (error) {
       for (const name of [VETH, WIREGUARD, WIREGUARD_LATEST]) {
-        results.push(notMeasured(name, error));
+        for (const level of losses) results.push(notMeasured(name, error, level));
       }
     }
     exitIfInterrupted();
     for (const mode of ["relay", "direct"] as const) {
       try {
-        const { result, start } = await benchZtna(options, mode);
-        results.push(result);
-        if (mode === "direct") starts.push(start);
+        const measured = await benchZtna(options, mode);
+        results.push(...measured.results);
+        if (mode === "direct") starts.push(measured.start);
       } catch (error) {
-        results.push(notMeasured(ZTNA[mode], error));
+        for (const level of losses) results.push(notMeasured(ZTNA[mode], error, level));
       }
       exitIfInterrupted();
     }
@@ -87,9 +93,11 @@ export async function runTunnelSuite(options: TunnelSuiteOptions): Promise<void>
   console.log(
     formatTable(results, { wireguard: WIREGUARD, wireguardLatest: WIREGUARD_LATEST, veth: VETH }),
   );
-  const wireguard = results.find((r) => r.name === WIREGUARD)?.gbps;
+  const lossless = (name: string) =>
+    results.find((r) => r.name === name && r.lossPercent === 0)?.gbps;
+  const wireguard = lossless(WIREGUARD);
   for (const mode of ["relay", "direct"] as const) {
-    const ztna = results.find((r) => r.name === ZTNA[mode])?.gbps;
+    const ztna = lossless(ZTNA[mode]);
     if (!ztna || !wireguard) continue;
     const ratio = ztna / wireguard;
     console.log(
@@ -97,6 +105,7 @@ export async function runTunnelSuite(options: TunnelSuiteOptions): Promise<void>
         (ratio >= TARGETS[mode] ? "met" : "NOT met"),
     );
   }
+  for (const line of lossTargets(results)) console.log(line);
   for (const start of starts) {
     const direct = start.directMs === null ? "never went direct" : `${fmtSeconds(start.directMs)}`;
     console.log(
@@ -106,6 +115,29 @@ export async function runTunnelSuite(options: TunnelSuiteOptions): Promise<void>
     );
   }
   if (options.cpuProfileDir) console.log(`CPU profiles in ${options.cpuProfileDir}`);
+}
+
+/**
+ * Issue 10's loss target for each ztna path and lossy level: at least
+ * TARGET_UNDER_LOSS × Debian's wireguard-go at the same level, each way.
+ */
+function lossTargets(results: PathResult[]): string[] {
+  const lines: string[] = [];
+  for (const r of results) {
+    if (r.lossPercent === 0 || !Object.values(ZTNA).includes(r.name as typeof ZTNA.relay)) continue;
+    const base = results.find((b) => b.name === WIREGUARD && b.lossPercent === r.lossPercent);
+    const ratios = [[r.gbps, base?.gbps], [r.downGbps, base?.downGbps]].map(([a, b]) =>
+      a === null || a === undefined || !b ? null : a / b
+    );
+    if (ratios.some((x) => x === null)) continue;
+    const [up, down] = ratios as number[];
+    const met = up >= TARGET_UNDER_LOSS && down >= TARGET_UNDER_LOSS;
+    lines.push(
+      `target ${r.name} at ${r.lossPercent} % loss >= ${TARGET_UNDER_LOSS}x Debian's wireguard-go ` +
+        `each way: up ${up.toFixed(2)}x, down ${down.toFixed(2)}x, ${met ? "met" : "NOT met"}`,
+    );
+  }
+  return lines;
 }
 
 function fmtSeconds(ms: number): string {

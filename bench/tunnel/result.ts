@@ -1,25 +1,43 @@
 /**
- * One measured path of the tunnel benchmark and the table that compares them.
+ * One measured path of the tunnel benchmark and the tables that compare them.
  *
  * @module
  */
 
-/** What one path measured; `null` with a `note` when a measurement was not possible. */
+/** What one path measured at one loss level; `null` with a `note` when a figure was not possible. */
 export interface PathResult {
   /** Label in the table, e.g. `"raw veth"`. */
   name: string;
-  /** iperf3 TCP goodput as the receiver saw it, Gbit/s (10^9 bit/s). */
+  /** Random loss applied each way during the runs, %. */
+  lossPercent: number;
+  /** iperf3 TCP goodput from the agent side (upload), as the receiver saw it, Gbit/s. */
   gbps: number | null;
-  /** Average ping round trip, ms. */
+  /** iperf3 TCP goodput to the agent side (download, `-R`), Gbit/s. */
+  downGbps: number | null;
+  /** Average ping round trip, ms (measured without loss only). */
   pingMs: number | null;
   /** Why a figure is missing (e.g. "TCP not available: ..."). */
   notes: string[];
 }
 
 /** A path that could not be measured, with the reason as its note. */
-export function notMeasured(name: string, error: unknown): PathResult {
+export function notMeasured(name: string, error: unknown, lossPercent = 0): PathResult {
   const message = error instanceof Error ? error.message : String(error);
-  return { name, gbps: null, pingMs: null, notes: [`not measured: ${message}`] };
+  return {
+    name,
+    lossPercent,
+    gbps: null,
+    downGbps: null,
+    pingMs: null,
+    notes: [`not measured: ${message}`],
+  };
+}
+
+/** Baseline path names the ratios are taken against. */
+export interface Baselines {
+  wireguard: string;
+  wireguardLatest: string;
+  veth: string;
 }
 
 function cell(value: number | null, digits: number): string {
@@ -30,36 +48,73 @@ function ratio(value: number | null, base: number | null | undefined): string {
   return value === null || !base ? "-" : `${(value / base).toFixed(2)}x`;
 }
 
-/**
- * The comparison table: path, Gbit/s, ping avg ms, and the throughput ratio
- * against the paths named `wireguard`, `wireguardLatest` and `veth` (found
- * among `results`). Notes follow the table, one line each.
- */
-export function formatTable(
-  results: PathResult[],
-  baselines: { wireguard: string; wireguardLatest: string; veth: string },
-): string {
-  const gbpsOf = (name: string) => results.find((r) => r.name === name)?.gbps;
-  const wireguard = gbpsOf(baselines.wireguard);
-  const latest = gbpsOf(baselines.wireguardLatest);
-  const veth = gbpsOf(baselines.veth);
-  const rows = [
-    ["path", "Gbit/s", "ping avg ms", "vs wg-go Debian", "vs wg-go newest", "vs veth"],
-    ...results.map((r) => [
-      r.name,
-      cell(r.gbps, 3),
-      cell(r.pingMs, 3),
-      ratio(r.gbps, wireguard),
-      ratio(r.gbps, latest),
-      ratio(r.gbps, veth),
-    ]),
-  ];
+/** Rows as aligned text: the first column left-aligned, the others right-aligned, a rule under the header. */
+function align(rows: string[][]): string[] {
   const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
   const lines = rows.map((row) =>
     row.map((text, column) => column === 0 ? text.padEnd(widths[0]) : text.padStart(widths[column]))
       .join("  ")
   );
   lines.splice(1, 0, widths.map((w) => "-".repeat(w)).join("  "));
+  return lines;
+}
+
+/**
+ * The comparison tables. Without loss: path, upload and download Gbit/s, ping
+ * avg ms, and the upload ratio against the paths named in `baselines`. Then,
+ * if any run had loss, every level: upload and download, each as a ratio to
+ * Debian's wireguard-go at the same level in the same run. Notes follow, one
+ * line each.
+ */
+export function formatTable(results: PathResult[], baselines: Baselines): string {
+  const find = (name: string, loss: number) =>
+    results.find((r) => r.name === name && r.lossPercent === loss);
+  const lossless = results.filter((r) => r.lossPercent === 0);
+  const lines: string[] = [];
+  if (lossless.length > 0) {
+    const wireguard = find(baselines.wireguard, 0)?.gbps;
+    const latest = find(baselines.wireguardLatest, 0)?.gbps;
+    const veth = find(baselines.veth, 0)?.gbps;
+    lines.push(...align([
+      [
+        "path",
+        "up Gbit/s",
+        "down Gbit/s",
+        "ping avg ms",
+        "vs wg-go Debian",
+        "vs wg-go newest",
+        "vs veth",
+      ],
+      ...lossless.map((r) => [
+        r.name,
+        cell(r.gbps, 3),
+        cell(r.downGbps, 3),
+        cell(r.pingMs, 3),
+        ratio(r.gbps, wireguard),
+        ratio(r.gbps, latest),
+        ratio(r.gbps, veth),
+      ]),
+    ]));
+  }
+  if (results.some((r) => r.lossPercent > 0)) {
+    const sorted = [...results].sort((a, b) => a.lossPercent - b.lossPercent);
+    if (lines.length > 0) lines.push("");
+    lines.push("under random loss each way (ratios: Debian's wireguard-go at the same loss):");
+    lines.push(...align([
+      ["path", "loss %", "up Gbit/s", "down Gbit/s", "up vs wg-go Debian", "down vs wg-go Debian"],
+      ...sorted.map((r) => {
+        const base = find(baselines.wireguard, r.lossPercent);
+        return [
+          r.name,
+          String(r.lossPercent),
+          cell(r.gbps, 3),
+          cell(r.downGbps, 3),
+          ratio(r.gbps, base?.gbps),
+          ratio(r.downGbps, base?.downGbps),
+        ];
+      }),
+    ]));
+  }
   for (const r of results) {
     for (const note of r.notes) lines.push(`${r.name}: ${note}`);
   }

@@ -8,13 +8,16 @@
  * runs with `--relay-only`; in `direct` mode the session is measured once it
  * went direct, and the time from the agent's start to its session on the relay
  * and to the direct path is reported. iperf3 and ping run from the agent's
- * namespace to the service IP. Up to three last stderr lines of each node
- * (warnings and up) are added to the result's notes.
+ * namespace to the service IP, each way, at each loss level asked for (UDP
+ * to and from the agent dropped at random in the agent's NAT, as the faults
+ * tests do). Up to three last stderr lines of each node (warnings and up) are
+ * added to the first result's notes.
  *
  * @module
  */
 import { destroyOnInterrupt, throwIfInterrupted } from "./interrupt.ts";
-import { IPERF_PORT, type MeasureOptions, measurePath, startIperf3Server } from "./measure.ts";
+import { LossRules } from "./loss.ts";
+import { IPERF_PORT, type MeasureOptions, measureUnderLoss, startIperf3Server } from "./measure.ts";
 import type { PathResult } from "./result.ts";
 import {
   type Child,
@@ -91,12 +94,13 @@ function describeTcpFailure(error: string): string {
 
 /**
  * Measures ztna over the relay or direct; always tears the namespaces down.
- * Resolves with the path's figures and the agent's start times.
+ * Resolves with the path's figures (one per loss level) and the agent's
+ * start times.
  */
 export async function benchZtna(
   options: ZtnaOptions,
   mode: "relay" | "direct",
-): Promise<{ result: PathResult; start: StartTimes }> {
+): Promise<{ results: PathResult[]; start: StartTimes }> {
   const topology = await createNatTopology(mode === "relay" ? "zbenchr" : "zbenchd", {
     homeRouters: true,
   });
@@ -168,7 +172,21 @@ export async function benchZtna(
       );
     }
     const name = ZTNA[mode];
-    const result = await measurePath(name, net, agentHost, SERVICE_IP, options, describeTcpFailure);
+    const agentAddress = topology.addresses.agent;
+    const loss = new LossRules(net, [
+      { host: topology.natA, chain: "FORWARD", match: ["-p", "udp", "-s", agentAddress] },
+      { host: topology.natA, chain: "FORWARD", match: ["-p", "udp", "-d", agentAddress] },
+    ]);
+    const results = await measureUnderLoss(
+      name,
+      net,
+      agentHost,
+      SERVICE_IP,
+      options,
+      loss,
+      describeTcpFailure,
+    );
+    const result = results[0];
     if (mode === "direct" && start.directMs === null) {
       result.notes.push("the session did not go direct within 10 s: measured on the relay");
     }
@@ -179,7 +197,7 @@ export async function benchZtna(
       ...stderrNotes(connector, "connector"),
       ...stderrNotes(agent, "agent"),
     );
-    return { result, start };
+    return { results, start };
   } finally {
     try {
       await topology.net.destroy();

@@ -1,48 +1,53 @@
 /**
- * NewReno congestion control: slow start with appropriate byte counting (RFC 3465, L = 2),
- * congestion avoidance, fast retransmit/fast recovery (RFC 5681) with NewReno partial ACKs
- * (RFC 6582), and the loss window after a retransmission timeout. Initial window per RFC 6928.
+ * Congestion control of one connection's send side: slow start with appropriate byte
+ * counting (RFC 3465, L = 2), congestion avoidance (one MSS per window), one multiplicative
+ * decrease per loss-recovery episode (RFC 6675: the window is cut once when the first loss
+ * is detected and not again until everything sent before it is acknowledged) by CUBIC's
+ * β = 0.7 (RFC 9438 §4.6) rather than Reno's 0.5, and the loss window after a
+ * retransmission timeout. The sender keeps RFC 6675's pipe below `cwnd`, so retransmissions
+ * and new data flow during recovery. Initial window per RFC 6928.
  */
 import { seqGe } from "../packet/mod.ts";
 
-/** What a new cumulative ACK means for fast recovery. */
+/** Multiplicative decrease per loss episode (RFC 9438's β_cubic). */
+export const LOSS_BETA = 0.7;
+
+/** What a new cumulative ACK means for loss recovery. */
 export type AckKind = "normal" | "partial" | "full";
 
 /** The congestion state of one connection's send side. */
-export class NewReno {
+export class CongestionControl {
   readonly #mss: number;
+  readonly #beta: number;
   /** Congestion window in bytes. */
   cwnd: number;
   /** Slow-start threshold in bytes. */
   ssthresh = Infinity;
-  /** Whether fast recovery is in progress. */
+  /** Whether loss recovery is in progress. */
   inRecovery = false;
   /** One past the highest sequence number sent when recovery (or the last RTO) began. */
   recover: number;
   #avoidanceBytes = 0;
 
-  /** `iss`: our initial sequence number (the starting `recover`). */
-  constructor(mss: number, iss: number) {
+  /** `iss`: our initial sequence number (the starting `recover`); `beta`: the decrease. */
+  constructor(mss: number, iss: number, beta = LOSS_BETA) {
     this.#mss = mss;
+    this.#beta = beta;
     this.cwnd = Math.min(10 * mss, Math.max(2 * mss, 14600));
     this.recover = iss;
   }
 
   /**
    * A cumulative ACK for `acked` new bytes up to `ack`, with `flight` bytes outstanding
-   * before it. Returns "partial" when the caller must retransmit the next unacknowledged
-   * segment (RFC 6582 step 5), "full" when recovery just ended.
+   * before it. Returns "partial" while recovery goes on (the window holds), "full" when it
+   * just ended.
    */
   onNewAck(ack: number, acked: number, flight: number): AckKind {
     const mss = this.#mss;
     if (this.inRecovery) {
-      if (seqGe(ack, this.recover)) {
-        this.inRecovery = false;
-        this.cwnd = Math.min(this.ssthresh, Math.max(flight - acked, mss) + mss);
-        return "full";
-      }
-      this.cwnd = Math.max(mss, this.cwnd - acked + (acked >= mss ? mss : 0));
-      return "partial";
+      if (!seqGe(ack, this.recover)) return "partial";
+      this.inRecovery = false;
+      return "full";
     }
     // Only a window that was (nearly) in use may grow (RFC 7661's spirit).
     if (2 * flight < this.cwnd) return "normal";
@@ -59,22 +64,18 @@ export class NewReno {
   }
 
   /**
-   * Loss detected at `ack` (three duplicate ACKs, or SACKs): enters fast recovery and returns
-   * true if the caller must fast-retransmit (not when `ack` is below `recover`, RFC 6582
-   * step 2, nor when already recovering).
+   * Loss detected with the cumulative ACK at `ack`: starts a recovery episode (cutting the
+   * window by β) and returns true, unless one is running or `ack` is below `recover` (the
+   * loss belongs to an episode already answered, RFC 6582 step 2).
    */
-  enterRecovery(ack: number, flight: number, sndMax: number): boolean {
+  enterRecovery(ack: number, sndMax: number): boolean {
     if (this.inRecovery || !seqGe(ack, this.recover)) return false;
-    this.ssthresh = Math.max(flight / 2, 2 * this.#mss);
-    this.cwnd = this.ssthresh + 3 * this.#mss;
+    this.ssthresh = Math.max(Math.floor(this.cwnd * this.#beta), 2 * this.#mss);
+    this.cwnd = this.ssthresh;
+    this.#avoidanceBytes = 0;
     this.recover = sndMax;
     this.inRecovery = true;
     return true;
-  }
-
-  /** A further duplicate ACK during recovery: inflate the window by one segment. */
-  onDuplicateInRecovery(): void {
-    this.cwnd += this.#mss;
   }
 
   /** A retransmission timeout with `flight` bytes outstanding and `sndMax` the highest sent. */

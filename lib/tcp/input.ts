@@ -112,11 +112,14 @@ function processAck(tcb: Tcb, seg: TcpSegment, now: number): void {
     if (seqLt(tcb.sndNxt, ack)) tcb.sndNxt = ack;
     tcb.scoreboard.acknowledge(ack);
     takeSack(tcb, seg);
+    tcb.sent.delivered(ack, tcb.scoreboard.ranges, now);
     tcb.retries = 0;
     const kind = tcb.congestion.onNewAck(ack, acked, flight);
     if (kind !== "partial") tcb.dupAcks = 0;
     tcb.rtoAt = tcb.sndUna === tcb.sndMax ? Infinity : now + tcb.rtt.rto;
-    if (kind === "partial") tcb.retransmitLost(now, true);
+    // Without SACK, a partial ACK shows the next segment lost too (RFC 6582 step 5).
+    if (kind === "partial" && !tcb.sackPermitted) tcb.sent.markFirstLost();
+    tcb.recoverLosses(now);
     updateWindow(tcb, seg, window);
     if (tcb.finQueued && !tcb.finAcked && seqGt(ack, tcb.dataEnd)) tcb.onFinAcked(now);
     if (tcb.state !== "CLOSED") {
@@ -132,18 +135,11 @@ function processAck(tcb: Tcb, seg: TcpSegment, now: number): void {
   ));
   if (duplicate) {
     tcb.dupAcks++;
-    const congestion = tcb.congestion;
-    if (congestion.inRecovery) {
-      if (!tcb.retransmitLost(now, false)) congestion.onDuplicateInRecovery();
-    } else if (
-      (tcb.dupAcks >= 3 || tcb.sackShowsLoss()) &&
-      congestion.enterRecovery(ack, flight, tcb.sndMax)
-    ) {
-      tcb.host.counters.fastRetransmits++;
-      tcb.rexmitNext = ack;
-      tcb.retransmitLost(now, true);
-    }
-    tcb.host.requestFlush(tcb); // limited transmit or an inflated window may send new data
+    if (sackedNew) tcb.sent.delivered(ack, tcb.scoreboard.ranges, now);
+    // Without SACK, the third duplicate ACK shows the first segment lost (RFC 5681).
+    if (tcb.dupAcks === 3 && !tcb.sackPermitted) tcb.sent.markFirstLost();
+    tcb.recoverLosses(now);
+    tcb.host.requestFlush(tcb); // limited transmit or a smaller pipe may send more
   }
   updateWindow(tcb, seg, window);
 }

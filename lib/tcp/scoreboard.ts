@@ -1,6 +1,7 @@
 /**
  * The sender's SACK scoreboard (RFC 6675, simplified): which bytes above SND.UNA the peer
- * reported holding, so loss recovery resends only the holes, several per round trip.
+ * reported holding; `SentSegments` marks its segments SACKed from it, so loss recovery
+ * resends only the holes, several per round trip.
  */
 import { seqAdd, seqDiff } from "../packet/mod.ts";
 
@@ -10,6 +11,11 @@ const MAX_RANGES = 64;
 /** SACKed ranges of one connection, as [start, end) sequence numbers, sorted and disjoint. */
 export class SackScoreboard {
   #ranges: Array<[number, number]> = [];
+
+  /** The SACKed ranges, [start, end) sequence numbers, ascending. */
+  get ranges(): ReadonlyArray<readonly [number, number]> {
+    return this.#ranges;
+  }
 
   /** Whether nothing is SACKed. */
   get empty(): boolean {
@@ -48,29 +54,6 @@ export class SackScoreboard {
   /** Forgets everything (after a retransmission timeout, RFC 2018 §8). */
   clear(): void {
     this.#ranges = [];
-  }
-
-  /**
-   * The first hole at or after `from` that counts as lost: more than `threshold` bytes are
-   * SACKed above its start (RFC 6675 IsLost with DupThresh × SMSS). Returns [start, end) or
-   * undefined.
-   */
-  lostHole(from: number, threshold: number): [number, number] | undefined {
-    let cursor = from;
-    let above = 0;
-    for (const [start, end] of this.#ranges) above += seqDiff(end, start);
-    for (const [start, end] of this.#ranges) {
-      if (seqDiff(end, cursor) <= 0) {
-        above -= seqDiff(end, start);
-        continue;
-      }
-      if (seqDiff(start, cursor) > 0) {
-        return above > threshold ? [cursor, start] : undefined;
-      }
-      above -= seqDiff(end, start);
-      cursor = end;
-    }
-    return undefined;
   }
 
   /** Merges [start, end) (offsets from `base`); returns whether new bytes were covered. */

@@ -1,6 +1,7 @@
 /**
  * The transmission control block of one passively opened connection: sequence state, send
- * buffer and segmentation, retransmission (RFC 6298 timer, NewReno), zero-window probes,
+ * buffer and segmentation, retransmission (RFC 6298 timer; SACK/RACK loss recovery with the
+ * pipe kept below the congestion window, RFC 6675 and RFC 8985), zero-window probes,
  * the receive window, ACK generation, state transitions and the connection's single timer.
  * Segment arrival is in `input.ts`; the application's side is `connection.ts`.
  */
@@ -19,7 +20,7 @@ import {
 } from "../packet/mod.ts";
 import { ByteRing } from "./byte_ring.ts";
 import { mssFor, type TcpConfig, windowScaleFor } from "./config.ts";
-import { NewReno } from "./congestion.ts";
+import { CongestionControl } from "./congestion.ts";
 import type { TcpCounters } from "./counters.ts";
 import { TcpConnectionError, type TcpErrorCode } from "./errors.ts";
 import { describeFlow, type TcpFlow } from "./flow.ts";
@@ -28,6 +29,7 @@ import { ReceiveQueue } from "./receive_queue.ts";
 import { ReceiveReservation, type TcpSharedBudget } from "./receive_budget.ts";
 import { RttEstimator } from "./rtt.ts";
 import { SackScoreboard } from "./scoreboard.ts";
+import { type LostRange, SentSegments } from "./sent_segments.ts";
 import { buildSegment, type Endpoints, type OutgoingSegment } from "./segment.ts";
 import { isActiveState, type TcpState } from "./state.ts";
 
@@ -113,14 +115,14 @@ export class Tcb implements Endpoints {
   /** The application closed its side: a FIN follows the buffered data. */
   finQueued = false;
   finAcked = false;
-  readonly congestion: NewReno;
+  readonly congestion: CongestionControl;
   readonly rtt: RttEstimator;
   timing: Timing | undefined;
   dupAcks = 0;
   /** What the peer SACKed above sndUna. */
   readonly scoreboard = new SackScoreboard();
-  /** Sequence number up to which the current loss recovery has resent holes. */
-  rexmitNext: number;
+  /** Segments in flight: SACKed, lost, when sent (loss detection and the pipe). */
+  readonly sent = new SentSegments();
   /** Consecutive retransmission timeouts without progress. */
   retries = 0;
   /** Zero-window probes sent without any ACK in reply. */
@@ -160,6 +162,8 @@ export class Tcb implements Endpoints {
   // Timers, on performance.now() time; Infinity when off. `closeAt` ends TIME_WAIT or an
   // idle FIN_WAIT_2.
   rtoAt = Infinity;
+  /** When RACK's reordering window runs out for a segment not yet deemed lost. */
+  rackAt = Infinity;
   persistAt = Infinity;
   closeAt = Infinity;
 
@@ -194,14 +198,13 @@ export class Tcb implements Endpoints {
     this.sndUna = this.iss;
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
-    this.rexmitNext = this.iss;
     this.bufferSeq = seqAdd(this.iss, 1);
     this.sndWnd = syn.window; // never scaled in a SYN
     this.maxSndWnd = syn.window;
     this.sndWl1 = syn.seq;
     this.sndWl2 = this.iss;
     this.sendBuffer = new ByteRing(config.sendBuffer);
-    this.congestion = new NewReno(this.mss, this.iss);
+    this.congestion = new CongestionControl(this.mss, this.iss);
     this.rtt = new RttEstimator(config.initialRtoMs, config.minRtoMs, config.maxRtoMs);
 
     this.irs = syn.seq;
@@ -321,14 +324,20 @@ export class Tcb implements Endpoints {
   }
 
   /**
-   * Sends new (or, after a timeout, resent) data and our FIN as far as the peer's window and
-   * the congestion window allow; `force` sends one segment regardless (RTO retransmission).
+   * Resends segments deemed lost, then sends new (or, after a timeout, resent) data and our
+   * FIN, as far as the peer's window and the congestion window (against the pipe) allow;
+   * `force` sends one segment regardless (RTO retransmission).
    */
   output(now: number, force = false): void {
     if (this.state === "SYN_RECEIVED" || this.state === "TIME_WAIT" || this.state === "CLOSED") {
       return;
     }
     let sent = false;
+    for (let lost = this.sent.firstLost(); lost; lost = this.sent.firstLost()) {
+      if (!(force && !sent) && this.sent.pipe + this.mss > this.congestion.cwnd) break;
+      if (!this.#resend(lost, now)) break;
+      sent = true;
+    }
     for (;;) {
       const flight = seqDiff(this.sndNxt, this.sndUna);
       const pending = seqDiff(this.dataEnd, this.sndNxt);
@@ -336,7 +345,7 @@ export class Tcb implements Endpoints {
       const limited = this.congestion.inRecovery ? 0 : Math.min(this.dupAcks, 2) * this.mss;
       const usable = force && !sent
         ? this.mss
-        : Math.min(this.sndWnd, this.congestion.cwnd + limited) - flight;
+        : Math.min(this.sndWnd - flight, this.congestion.cwnd + limited - this.sent.pipe);
       let length = Math.max(0, Math.min(this.mss, pending, usable));
       // Sender silly-window avoidance: no small segment while data is in flight, unless it
       // is all there is to send.
@@ -359,39 +368,28 @@ export class Tcb implements Endpoints {
   }
 
   /**
-   * Loss recovery's retransmission: the next hole the SACK scoreboard shows lost, at or
-   * after what this recovery already resent; failing that, with `first` (fast retransmit,
-   * NewReno partial ACK), the first unacknowledged segment unless this recovery already
-   * resent it. Returns whether a segment went out.
+   * After an ACK (or RACK's timer): marks what the SACKs and RACK show lost; the first loss
+   * of an episode cuts the congestion window and its first lost segment goes out at once
+   * (fast retransmit), the rest as the pipe allows.
    */
-  retransmitLost(now: number, first: boolean): boolean {
-    const from = seqGt(this.rexmitNext, this.sndUna) ? this.rexmitNext : this.sndUna;
-    const hole = this.scoreboard.lostHole(from, LOST_THRESHOLD_SEGMENTS * this.mss);
-    let start: number;
-    let end: number;
-    if (hole) {
-      [start, end] = hole;
-    } else if (first && !seqLt(this.sndUna, this.rexmitNext)) {
-      [start, end] = [this.sndUna, this.sndMax];
-    } else {
-      return false;
+  recoverLosses(now: number): void {
+    this.rackAt = this.sent.detectLoss(now, LOST_THRESHOLD_SEGMENTS * this.mss).recheckAt;
+    if (this.sent.hasLost && this.congestion.enterRecovery(this.sndUna, this.sndMax)) {
+      this.host.counters.fastRetransmits++;
+      const first = this.sent.firstLost();
+      if (first) this.#resend(first, now);
     }
-    const length = Math.max(
-      0,
-      Math.min(this.mss, seqDiff(end, start), seqDiff(this.dataEnd, start)),
-    );
-    const fin = this.finQueued && seqAdd(start, length) === this.dataEnd &&
-      seqGt(this.sndMax, this.dataEnd) && seqGt(end, this.dataEnd);
-    if (length === 0 && !fin) return false;
-    this.#sendData(start, length, fin, now);
-    this.rexmitNext = seqAdd(start, length + (fin ? 1 : 0));
-    return true;
+    if (this.sent.hasLost) this.host.requestFlush(this);
   }
 
-  /** Whether the SACK scoreboard shows the first unacknowledged segment lost. */
-  sackShowsLoss(): boolean {
-    return this.scoreboard.lostHole(this.sndUna, LOST_THRESHOLD_SEGMENTS * this.mss) !==
-      undefined;
+  /** Resends the lost segment `lost` (its data and/or FIN); false if nothing of it is left. */
+  #resend(lost: LostRange, now: number): boolean {
+    const fin = this.finQueued && seqGt(lost.end, this.dataEnd);
+    const end = fin ? this.dataEnd : lost.end;
+    const length = Math.max(0, seqDiff(end, lost.start));
+    if (length === 0 && !fin) return false;
+    this.#sendData(lost.start, length, fin, now);
+    return true;
   }
 
   /** One data (and/or FIN) segment from `seq`; counts retransmissions, times new data. */
@@ -410,7 +408,9 @@ export class Tcb implements Endpoints {
       fill: (out, at) => ring.copyTo(offset, length, out, at),
     });
     const end = seqAdd(seq, length + (fin ? 1 : 0));
-    if (seqLt(seq, this.sndMax)) {
+    const retransmission = seqLt(seq, this.sndMax);
+    if (end !== seq) this.sent.sent(seq, end, now, retransmission);
+    if (retransmission) {
       this.host.counters.retransmissions++;
       this.timing = undefined; // Karn: no RTT sample from a retransmitted range
     } else if (!this.timing) {
@@ -538,7 +538,10 @@ export class Tcb implements Endpoints {
 
   /** Points the stack's deadline for this block at its earliest timer. */
   rearm(): void {
-    this.host.setDeadline(this, Math.min(this.rtoAt, this.persistAt, this.closeAt));
+    this.host.setDeadline(
+      this,
+      Math.min(this.rtoAt, this.rackAt, this.persistAt, this.closeAt),
+    );
   }
 
   /** The deadline passed: handle whichever timers are due. */
@@ -556,8 +559,15 @@ export class Tcb implements Endpoints {
       }
       return;
     }
-    if (this.rtoAt <= now) this.#retransmissionTimeout(now);
-    else if (this.persistAt <= now) this.#persistTimeout(now);
+    if (this.rtoAt <= now) {
+      this.#retransmissionTimeout(now);
+    } else if (this.rackAt <= now) {
+      this.rackAt = Infinity;
+      this.recoverLosses(now);
+      this.output(now);
+    } else if (this.persistAt <= now) {
+      this.#persistTimeout(now);
+    }
     if (this.state !== "CLOSED") this.rearm();
   }
 
@@ -590,7 +600,8 @@ export class Tcb implements Endpoints {
     this.congestion.onTimeout(seqDiff(this.sndMax, this.sndUna), this.sndMax);
     this.dupAcks = 0;
     this.scoreboard.clear();
-    this.rexmitNext = this.sndUna;
+    this.sent.clear();
+    this.rackAt = Infinity;
     this.sndNxt = this.sndUna;
     this.output(now, true);
     this.rtoAt = now + this.rtt.rto;
@@ -638,7 +649,7 @@ export class Tcb implements Endpoints {
     this.closeAt = now + this.host.config.timeWaitMs;
     if (this.state !== "TIME_WAIT") {
       this.setState("TIME_WAIT");
-      this.rtoAt = this.persistAt = Infinity;
+      this.rtoAt = this.rackAt = this.persistAt = Infinity;
       this.#release();
       this.listener?.onClosed(undefined);
     }
@@ -674,7 +685,11 @@ export class Tcb implements Endpoints {
   /** Leaves the stack: no more timers or segments. */
   finish(): void {
     this.setState("CLOSED");
-    this.rtoAt = this.persistAt = this.closeAt = Infinity;
+    this.rtoAt =
+      this.rackAt =
+      this.persistAt =
+      this.closeAt =
+        Infinity;
     this.#gone = true;
     this.#settle();
     this.host.finished(this);
@@ -683,6 +698,7 @@ export class Tcb implements Endpoints {
   #release(): void {
     this.sendBuffer.clear();
     this.reassembly.clear();
+    this.sent.clear();
     this.timing = undefined;
   }
 }

@@ -1,0 +1,178 @@
+/**
+ * The sender's record of segments in flight, for loss recovery: each segment's sequence
+ * range, when it was last (re)sent, and whether the peer SACKed it or we deem it lost. Loss
+ * is detected two ways: RFC 6675's DupThresh (more than `dupThreshBytes` SACKed above a
+ * never-resent segment) and RFC 8985's RACK (a segment sent before one the peer has since
+ * delivered, by more than the reordering window, is lost — which also finds lost
+ * retransmissions without waiting for the retransmission timer). `pipe` is RFC 6675's
+ * estimate of bytes still in the network, which the sender keeps below the congestion window.
+ */
+import { seqDiff, seqGt } from "../packet/mod.ts";
+
+/** One transmitted segment: [start, end) in sequence space (a FIN counts one). */
+interface SentSegment {
+  start: number;
+  end: number;
+  /** When it was last sent (performance.now() ms). */
+  sentAt: number;
+  /** Transmission order of that send: orders sends that share a clock reading. */
+  order: number;
+  retransmitted: boolean;
+  sacked: boolean;
+  lost: boolean;
+}
+
+/** A segment to resend: its range. */
+export interface LostRange {
+  start: number;
+  end: number;
+}
+
+/** Segments sent and not yet cumulatively acknowledged, ascending by sequence. */
+export class SentSegments {
+  #segments: SentSegment[] = [];
+  /** RACK.xmit_ts: the most recently sent segment known delivered, by transmission order. */
+  #rackOrder = 0;
+  #sends = 0;
+  /** RACK.rtt: the RTT measured on that segment's delivery. */
+  #rackRtt = 0;
+  /** Smallest RTT seen on a segment sent once (ms). */
+  #minRtt = Infinity;
+  #pipe = 0;
+
+  /** Bytes sent, neither SACKed nor deemed lost nor acknowledged (RFC 6675 pipe). */
+  get pipe(): number {
+    return this.#pipe;
+  }
+
+  /** Whether any segment is deemed lost and awaits its retransmission. */
+  get hasLost(): boolean {
+    return this.#segments.some((s) => s.lost);
+  }
+
+  /**
+   * Records a transmission of [start, end) at `now` (`retransmission`: of bytes sent before):
+   * beyond the last segment a new entry; at the start of a recorded one a resend of it.
+   * Anything else (a resend not lining up with what was recorded) is not tracked.
+   */
+  sent(start: number, end: number, now: number, retransmission: boolean): void {
+    const segments = this.#segments;
+    const last = segments[segments.length - 1];
+    const order = ++this.#sends;
+    if (!last || !seqGt(last.end, start)) {
+      const retransmitted = retransmission;
+      segments.push({ start, end, sentAt: now, order, retransmitted, sacked: false, lost: false });
+      this.#pipe += seqDiff(end, start);
+      return;
+    }
+    const segment = segments.find((s) => s.start === start);
+    if (!segment) return;
+    if (segment.lost || segment.sacked) this.#pipe += seqDiff(segment.end, segment.start);
+    segment.sentAt = now;
+    segment.order = order;
+    segment.retransmitted = true;
+    segment.lost = false;
+    segment.sacked = false;
+  }
+
+  /** The first segment deemed lost, or undefined. */
+  firstLost(): LostRange | undefined {
+    const segment = this.#segments.find((s) => s.lost);
+    return segment ? { start: segment.start, end: segment.end } : undefined;
+  }
+
+  /** Marks the first unacknowledged segment lost unless resent already (NewReno, no SACK). */
+  markFirstLost(): boolean {
+    const first = this.#segments[0];
+    if (!first || first.lost || first.sacked || first.retransmitted) return false;
+    this.#markLost(first);
+    return true;
+  }
+
+  /**
+   * The cumulative ACK reached `una` at `now`, and `sacked` (sorted [start, end) ranges above
+   * it) are what the peer holds: forgets acknowledged segments, marks SACKed ones, and
+   * advances RACK's most recently delivered segment.
+   */
+  delivered(una: number, sacked: ReadonlyArray<readonly [number, number]>, now: number): void {
+    const segments = this.#segments;
+    let drop = 0;
+    while (drop < segments.length && !seqGt(segments[drop].end, una)) {
+      const segment = segments[drop++];
+      if (!segment.sacked && !segment.lost) this.#pipe -= seqDiff(segment.end, segment.start);
+      this.#onDelivery(segment, now);
+    }
+    if (drop > 0) segments.splice(0, drop);
+    let range = 0;
+    for (const segment of segments) {
+      if (segment.sacked) continue;
+      while (range < sacked.length && !seqGt(sacked[range][1], segment.start)) range++;
+      if (range === sacked.length) break;
+      const [start, end] = sacked[range];
+      if (seqDiff(segment.start, start) >= 0 && seqDiff(end, segment.end) >= 0) {
+        if (!segment.lost) this.#pipe -= seqDiff(segment.end, segment.start);
+        segment.sacked = true;
+        segment.lost = false;
+        this.#onDelivery(segment, now);
+      }
+    }
+  }
+
+  /**
+   * Marks lost every segment the peer's SACKs or RACK show lost at `now`. Returns how many
+   * were newly marked, and when RACK would mark the next one if nothing else arrives
+   * (Infinity: none pending).
+   */
+  detectLoss(now: number, dupThreshBytes: number): { lost: number; recheckAt: number } {
+    const segments = this.#segments;
+    const reorderWindow = Number.isFinite(this.#minRtt) ? this.#minRtt / 4 : 0;
+    let lost = 0;
+    let recheckAt = Infinity;
+    let sackedAbove = 0;
+    for (let i = segments.length - 1; i >= 0; i--) {
+      const segment = segments[i];
+      if (segment.sacked) {
+        sackedAbove += seqDiff(segment.end, segment.start);
+        continue;
+      }
+      if (segment.lost) continue;
+      if (!segment.retransmitted && sackedAbove > dupThreshBytes) {
+        this.#markLost(segment);
+        lost++;
+        continue;
+      }
+      if (segment.order >= this.#rackOrder) continue; // not sent before a delivered one
+      const due = segment.sentAt + this.#rackRtt + reorderWindow;
+      if (due <= now) {
+        this.#markLost(segment);
+        lost++;
+      } else {
+        recheckAt = Math.min(recheckAt, due);
+      }
+    }
+    return { lost, recheckAt };
+  }
+
+  /** Forgets everything (after a retransmission timeout: the sender goes back to SND.UNA). */
+  clear(): void {
+    this.#segments = [];
+    this.#pipe = 0;
+    this.#rackOrder = this.#sends;
+  }
+
+  #markLost(segment: SentSegment): void {
+    segment.lost = true;
+    this.#pipe -= seqDiff(segment.end, segment.start);
+  }
+
+  /** RFC 8985 step 2: a delivery moves RACK forward unless it may be a spurious resend's. */
+  #onDelivery(segment: SentSegment, now: number): void {
+    const rtt = now - segment.sentAt;
+    if (!segment.retransmitted) this.#minRtt = Math.min(this.#minRtt, rtt);
+    else if (rtt < this.#minRtt) return; // acknowledges the original, not the resend
+    if (segment.order > this.#rackOrder) {
+      this.#rackOrder = segment.order;
+      this.#rackRtt = rtt;
+    }
+  }
+}
