@@ -15,6 +15,8 @@ const tunSymbols = {
    * a pointer third argument is passed exactly like a fixed one.
    */
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  /** `ioctl(fd, request, value)` for requests whose argument is an integer (`TUNSETOFFLOAD`). */
+  ioctlValue: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "i64" },
   /** Synchronous: blocks the calling thread, so only the reader worker uses it. */
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
@@ -64,6 +66,45 @@ export const TUN = {
   EBUSY: 16,
   EEXIST: 17,
   ENOENT: 2,
+} as const;
+
+/**
+ * Linux constants for TUN offloads (linux/if_tun.h, linux/virtio_net.h), kept
+ * apart from `TUN` because older system headers lack the USO and UDP_L4 ones;
+ * `tests/tun_offload_test.ts` checks them against the headers that have them.
+ */
+export const TUN_OFFLOAD = {
+  /** Every read and write starts with a `struct virtio_net_hdr`. */
+  IFF_VNET_HDR: 0x4000,
+  /** `_IOW('T', 208, unsigned int)` */
+  TUNSETOFFLOAD: 0x400454d0,
+  TUN_F_CSUM: 0x01,
+  TUN_F_TSO4: 0x02,
+  TUN_F_TSO6: 0x04,
+  /** Linux 6.2+. */
+  TUN_F_USO4: 0x20,
+  /** Linux 6.2+. */
+  TUN_F_USO6: 0x40,
+  VIRTIO_NET_HDR_F_NEEDS_CSUM: 1,
+  VIRTIO_NET_HDR_F_DATA_VALID: 2,
+  VIRTIO_NET_HDR_GSO_NONE: 0,
+  VIRTIO_NET_HDR_GSO_TCPV4: 1,
+  VIRTIO_NET_HDR_GSO_TCPV6: 4,
+  /** Linux 5.18+ headers. */
+  VIRTIO_NET_HDR_GSO_UDP_L4: 5,
+  VIRTIO_NET_HDR_GSO_ECN: 0x80,
+  EINVAL: 22,
+} as const;
+
+/** `struct virtio_net_hdr` (legacy, native byte order: little-endian on x86-64 and AArch64). */
+export const VirtioNetHdr = {
+  size: 10,
+  flags: 0,
+  gsoType: 1,
+  hdrLen: 2,
+  gsoSize: 4,
+  csumStart: 6,
+  csumOffset: 8,
 } as const;
 
 /** `struct ifreq`: a 16-byte name, then a union (flags, mtu, ifindex or a sockaddr). */

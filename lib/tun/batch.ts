@@ -34,6 +34,8 @@ export interface ReaderStart {
   eventFd: number;
   mtu: number;
   name: string;
+  /** Each read starts with a `virtio_net_hdr` (offloads on): split super-packets, finish checksums. */
+  vnetHeader: boolean;
   /** Int32 slots indexed by `ReaderState`. */
   state: SharedArrayBuffer;
 }
@@ -44,5 +46,19 @@ export const ReaderState = {
   stop: 0,
   /** Batches posted and not yet handled; the worker waits while this is at its cap. */
   inFlight: 1,
-  slots: 2,
+  /** Reads that were TCP-over-IPv4 super-packets (gso_type TCPV4). */
+  gsoTcp4Reads: 2,
+  /** Reads that were TCP-over-IPv6 super-packets (gso_type TCPV6). */
+  gsoTcp6Reads: 3,
+  /** Reads that were UDP super-packets (gso_type UDP_L4). */
+  gsoUdpReads: 4,
+  /** Packets the super-packets were split into. */
+  segmentsSplit: 5,
+  /** Plain packets whose partial checksum (NEEDS_CSUM) was completed. */
+  checksumsCompleted: 6,
+  /** The longest read, in bytes of packet (virtio header excluded). */
+  largestRead: 7,
+  /** Reads dropped: a super-packet that could not be split, or a packet longer than the MTU. */
+  dropped: 8,
+  slots: 9,
 } as const;

@@ -11,6 +11,11 @@ export interface TunOptions {
   addresses?: string[];
   /** Destinations routed into the device, e.g. `100.80.0.0/16`; no host bits. */
   routes?: string[];
+  /**
+   * Ask for TUN offloads (virtio headers, TSO/USO super-packets in, GRO'd
+   * TCP out); plain mode when the kernel refuses. Default false.
+   */
+  offloads?: boolean;
 }
 
 /** An IP prefix: the address bytes (4 or 16) and the prefix length. */
@@ -28,6 +33,7 @@ export interface TunConfig {
   mtu: number;
   addresses: Prefix[];
   routes: Prefix[];
+  offloads: boolean;
 }
 
 /** Longest interface name the kernel accepts (IFNAMSIZ - 1). */
@@ -54,7 +60,7 @@ export function parseTunConfig(options: TunOptions): TunConfig {
         (minimum === 1280 ? " (IPv6 needs at least 1280)" : ""),
     );
   }
-  return { name, mtu, addresses, routes };
+  return { name, mtu, addresses, routes, offloads: options.offloads ?? false };
 }
 
 function checkName(name: string): void {

@@ -6,7 +6,16 @@
  * second IPv4 address needs an alias label — is avoided by allowing only one.
  */
 import { errno, libc, LINUX, syscallError } from "../../ffi/libc.ts";
-import { IfReq, In6IfReq, In6RtMsg, RtEntry, SockaddrIn, TUN, tunLibc } from "../../ffi/tun.ts";
+import {
+  IfReq,
+  In6IfReq,
+  In6RtMsg,
+  RtEntry,
+  SockaddrIn,
+  TUN,
+  TUN_OFFLOAD,
+  tunLibc,
+} from "../../ffi/tun.ts";
 import { ipv4Netmask, type Prefix, type TunConfig } from "./config.ts";
 
 const encoder = new TextEncoder();
@@ -24,12 +33,67 @@ function ifreq(name: string): Uint8Array {
   return request;
 }
 
+/** An open TUN descriptor. */
+export interface OpenedTun {
+  fd: number;
+  /** The name the kernel gave (it differs from the one asked for only for `%d` patterns). */
+  name: string;
+  /** The `TUN_F_*` offloads on (reads and writes carry a virtio header), or 0 for plain mode. */
+  offloads: number;
+}
+
+/** The offload sets tried in turn, dropping one flag at a time; TSO needs TUN_F_CSUM. */
+const OFFLOAD_CANDIDATES: readonly number[] = (() => {
+  const { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6 } = TUN_OFFLOAD;
+  const tcp = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+  return [
+    tcp | TUN_F_USO4 | TUN_F_USO6,
+    tcp | TUN_F_USO4,
+    tcp,
+    TUN_F_CSUM | TUN_F_TSO4,
+    TUN_F_CSUM,
+  ];
+})();
+
+/**
+ * Opens a TUN; with `offloads`, first with `IFF_VNET_HDR` and the largest set
+ * of `TUNSETOFFLOAD` flags the kernel accepts, falling back to plain mode
+ * (`offloads: 0`) when it refuses them all.
+ */
+export function openTunWithOffloads(name: string, offloads: boolean): OpenedTun {
+  if (offloads) {
+    const opened = openTunDevice(name, TUN_OFFLOAD.IFF_VNET_HDR, true);
+    if (opened) {
+      for (const flags of OFFLOAD_CANDIDATES) {
+        const request = BigInt(TUN_OFFLOAD.TUNSETOFFLOAD);
+        if (tunLibc().ioctlValue(opened.fd, request, BigInt(flags)) >= 0) {
+          return { ...opened, offloads: flags };
+        }
+      }
+      libc().close(opened.fd);
+    }
+  }
+  return { ...openTun(name), offloads: 0 };
+}
+
 /**
  * Opens `/dev/net/tun` (non-blocking, close-on-exec) and attaches a new TUN
  * interface without packet information headers. Returns the descriptor and
  * the name the kernel gave (it differs from `name` only for `%d` patterns).
  */
 export function openTun(name: string): { fd: number; name: string } {
+  return openTunDevice(name, 0, false)!;
+}
+
+/**
+ * `openTun` with `extraFlags` in TUNSETIFF; when `mayRefuse`, an EINVAL from
+ * TUNSETIFF (flags this kernel does not know) returns null instead of throwing.
+ */
+function openTunDevice(
+  name: string,
+  extraFlags: number,
+  mayRefuse: boolean,
+): { fd: number; name: string } | null {
   const path = encoder.encode("/dev/net/tun\0");
   const fd = tunLibc().open(path, TUN.O_RDWR | TUN.O_CLOEXEC | TUN.O_NONBLOCK);
   if (fd < 0) {
@@ -52,10 +116,12 @@ export function openTun(name: string): { fd: number; name: string } {
     throw failure(`creating TUN device ${name}`, "open /dev/net/tun", code);
   }
   const request = ifreq(name);
-  new DataView(request.buffer).setUint16(IfReq.flags, TUN.IFF_TUN | TUN.IFF_NO_PI, true);
+  const flags = TUN.IFF_TUN | TUN.IFF_NO_PI | extraFlags;
+  new DataView(request.buffer).setUint16(IfReq.flags, flags, true);
   if (tunLibc().ioctl(fd, BigInt(TUN.TUNSETIFF), request) < 0) {
     const code = errno();
     libc().close(fd);
+    if (mayRefuse && code === TUN_OFFLOAD.EINVAL) return null;
     if (code === TUN.EPERM || code === TUN.EACCES) {
       throw failure(
         `creating TUN device ${name} needs root or CAP_NET_ADMIN`,

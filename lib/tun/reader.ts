@@ -15,6 +15,11 @@ export class TunReader {
   /** Settles when the worker has ended: resolved on a clean stop, rejected on a read error. */
   readonly done: Promise<void>;
 
+  /** The worker's counter at `slot` (a `ReaderState` counter slot). */
+  counter(slot: number): number {
+    return Atomics.load(this.#state, slot);
+  }
+
   /** Starts a worker reading `fd`; `onPacket` gets each packet on this thread. */
   constructor(
     start: Omit<ReaderStart, "state">,

@@ -8,18 +8,28 @@
  *
  * Packets are copied from one reused buffer into an exactly sized batch that
  * is transferred to the device, flushed when the reader runs dry or the batch
- * is full. At most `MAX_IN_FLIGHT` batches wait on the device's thread; past
+ * is full. With offloads on (`vnetHeader`) each read is a virtio header and a
+ * packet of up to 64 KiB: a GSO super-packet is split here, off the event
+ * loop, into MTU-sized packets, and a partial checksum is completed, so the
+ * device only ever hands on ordinary packets. At most `MAX_IN_FLIGHT` batches wait on the device's thread; past
  * that the worker stops reading and the kernel queue absorbs (or drops) the
  * excess, as it would for any slow TUN reader.
  */
 import { errno, LINUX, syscallError } from "../../ffi/libc.ts";
-import { PollFd, TUN, tunLibc } from "../../ffi/tun.ts";
+import { PollFd, TUN, TUN_OFFLOAD, tunLibc } from "../../ffi/tun.ts";
 import { LENGTH_PREFIX, type ReaderMessage, type ReaderStart, ReaderState } from "./batch.ts";
+import { completeChecksum } from "./offload/checksum_completion.ts";
+import { isGsoType, type SegmentSink, splitGso } from "./offload/gso_split.ts";
+import { decodeVirtioHeader, VIRTIO_HEADER_BYTES } from "./offload/virtio_header.ts";
 
 /** Bytes of one batch. */
-const BATCH_BYTES = 64 * 1024;
+const BATCH_BYTES = 256 * 1024;
 /** Packets in one batch. */
-const BATCH_PACKETS = 128;
+const BATCH_PACKETS = 256;
+/** Largest read with offloads on: the virtio header and a 64 KiB IP packet. */
+const OFFLOAD_READ_BYTES = VIRTIO_HEADER_BYTES + 0xffff;
+/** Most header bytes a segment repeats: IPv6 (40) plus a TCP header with options (60). */
+const MAX_SEGMENT_HEADERS = 100;
 /** Batches posted and not yet handled before the worker stops reading. */
 const MAX_IN_FLIGHT = 64;
 
@@ -76,18 +86,38 @@ function readLoop(start: ReaderStart): void {
     count = 0;
   };
 
-  while (!stopping()) {
-    if (count === BATCH_PACKETS || used + room > BATCH_BYTES) flush();
-    const length = Number(read(start.fd, staging.subarray(used + LENGTH_PREFIX), capacity));
-    // A packet longer than the MTU (only if someone raised it later) was truncated: drop it.
-    if (length > start.mtu) continue;
-    if (length > 0) {
+  const offload = start.vnetHeader ? offloadReader(start, state) : undefined;
+  const sink: SegmentSink = {
+    segment(length) {
       stagingView.setUint16(used, length, true);
+      const view = staging.subarray(used + LENGTH_PREFIX, used + LENGTH_PREFIX + length);
       used += LENGTH_PREFIX + length;
       count++;
-      continue;
+      return view;
+    },
+  };
+
+  while (!stopping()) {
+    if (count === BATCH_PACKETS || used + room > BATCH_BYTES) flush();
+    if (offload) {
+      const length = offload.read();
+      if (length > 0) {
+        offload.handle(length, sink, used, count, flush);
+        continue;
+      }
+      if (length === 0) continue;
+    } else {
+      const length = Number(read(start.fd, staging.subarray(used + LENGTH_PREFIX), capacity));
+      // A packet longer than the MTU (only if someone raised it later) was truncated: drop it.
+      if (length > start.mtu) continue;
+      if (length > 0) {
+        stagingView.setUint16(used, length, true);
+        used += LENGTH_PREFIX + length;
+        count++;
+        continue;
+      }
+      if (length === 0) continue;
     }
-    if (length === 0) continue;
     const code = errno();
     if (code === LINUX.EINTR) continue;
     if (code !== LINUX.EAGAIN) throw readFailure(start.name, "read", code);
@@ -101,6 +131,76 @@ function readLoop(start: ReaderStart): void {
     if (pollView.getInt16(PollFd.size + PollFd.revents, true) !== 0) break;
     // POLLERR/POLLHUP on the TUN fd (device deleted): the next read names the error.
   }
+}
+
+/** Reads with a virtio header into a scratch buffer, then splits or copies into the batch. */
+function offloadReader(start: ReaderStart, state: Int32Array) {
+  const { read } = tunLibc();
+  const scratch = new Uint8Array(OFFLOAD_READ_BYTES);
+  const capacity = BigInt(OFFLOAD_READ_BYTES);
+  const count = (slot: number, by = 1) => Atomics.add(state, slot, by);
+  return {
+    /** One read: bytes of virtio header plus packet, 0 to retry, or -1 (see errno). */
+    read(): number {
+      const length = Number(read(start.fd, scratch, capacity));
+      if (length < 0) return -1;
+      return length <= VIRTIO_HEADER_BYTES ? 0 : length;
+    },
+    /**
+     * Hands the `length` bytes read on to `sink`; `flush` first when the batch
+     * (`used` bytes, `packets` packets) has no room for all the segments.
+     */
+    handle(
+      length: number,
+      sink: SegmentSink,
+      used: number,
+      packets: number,
+      flush: () => void,
+    ): void {
+      const header = decodeVirtioHeader(scratch);
+      const packet = scratch.subarray(VIRTIO_HEADER_BYTES, length);
+      if (packet.length > Atomics.load(state, ReaderState.largestRead)) {
+        Atomics.store(state, ReaderState.largestRead, packet.length);
+      }
+      if (!isGsoType(header.gsoType)) {
+        const needsChecksum = (header.flags & TUN_OFFLOAD.VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0;
+        if (
+          packet.length > start.mtu ||
+          (needsChecksum && !completeChecksum(packet, header.csumStart, header.csumOffset))
+        ) {
+          count(ReaderState.dropped);
+          return;
+        }
+        if (needsChecksum) count(ReaderState.checksumsCompleted);
+        if (packets + 1 > BATCH_PACKETS || used + LENGTH_PREFIX + packet.length > BATCH_BYTES) {
+          flush();
+        }
+        sink.segment(packet.length).set(packet);
+        return;
+      }
+      const segments = Math.ceil(packet.length / Math.max(1, header.gsoSize));
+      const room = packet.length + segments * (MAX_SEGMENT_HEADERS + LENGTH_PREFIX);
+      if (room > BATCH_BYTES || segments > BATCH_PACKETS) {
+        count(ReaderState.dropped);
+        return;
+      }
+      if (packets + segments > BATCH_PACKETS || used + room > BATCH_BYTES) flush();
+      const split = splitGso(packet, header, sink);
+      if (typeof split === "string") {
+        count(ReaderState.dropped);
+        return;
+      }
+      const type = header.gsoType & ~TUN_OFFLOAD.VIRTIO_NET_HDR_GSO_ECN;
+      count(
+        type === TUN_OFFLOAD.VIRTIO_NET_HDR_GSO_TCPV4
+          ? ReaderState.gsoTcp4Reads
+          : type === TUN_OFFLOAD.VIRTIO_NET_HDR_GSO_TCPV6
+          ? ReaderState.gsoTcp6Reads
+          : ReaderState.gsoUdpReads,
+      );
+      count(ReaderState.segmentsSplit, split);
+    },
+  };
 }
 
 function readFailure(name: string, call: string, code: number): Error & { errno: number } {
