@@ -524,3 +524,44 @@ Deno.test("closing the stack resets every connection", async () => {
     assert.deepEqual(peer.take(), [], "a closed stack ignores packets");
   });
 });
+
+Deno.test("tail loss: a probe after 2 SRTT resends the last segment; its SACK lets RACK find the rest", async () => {
+  await withPeer({ minRtoMs: 200 }, async (peer) => {
+    const { iss, connection } = await peer.handshake(ISN, {
+      mss: 536,
+      windowScale: 7,
+      sackPermitted: true,
+    });
+    const at = (i: number) => (iss + 1 + 536 * i) >>> 0;
+    await connection.writable.getWriter().write(new Uint8Array(3 * 536));
+    await peer.run();
+    assert.deepEqual(peer.take().map((s) => s.seq), [at(0), at(1), at(2)]);
+    await peer.run(1);
+    // RTT 1 ms (after the handshake's 0 ms): SRTT 0.125 ms; the probe waits its 2 ms floor.
+    peer.send({ seq: ISN + 1, ack: at(1), flags: TCP_ACK, window: 1024 });
+    await peer.run(1);
+    assert.deepEqual(peer.take(), [], "segments 1 and 2 are lost; no probe yet");
+    await peer.run(1);
+    const probe = peer.takeOne();
+    assert.deepEqual([probe.seq, probe.payload.length], [at(2), 536], "the last segment");
+    assert.equal(peer.stack.counters.tailLossProbes, 1);
+    await peer.run(1);
+    peer.send({
+      seq: ISN + 1,
+      ack: at(1),
+      flags: TCP_ACK,
+      window: 1024,
+      options: { sack: [[at(2), at(3)]] },
+    });
+    const resent = peer.takeOne();
+    assert.equal(resent.seq, at(1), "RACK: segment 1, sent before the probe, is lost");
+    peer.send({ seq: ISN + 1, ack: at(3), flags: TCP_ACK, window: 1024 });
+    await peer.run(1_000);
+    assert.deepEqual(peer.take(), []);
+    const counters = peer.stack.counters;
+    assert.deepEqual(
+      [counters.retransmissionTimeouts, counters.fastRetransmits, counters.retransmissions],
+      [0, 1, 2],
+    );
+  });
+});

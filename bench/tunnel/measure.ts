@@ -139,7 +139,12 @@ export async function measurePath(
   const notes: string[] = [];
   const label = lossPercent > 0 ? ` at ${lossPercent} % loss` : "";
   const throughput = async (direction: Direction) => {
-    const tcp = await iperf3(net, client, address, options, IPERF_PORT, direction);
+    let tcp = await iperf3(net, client, address, options, IPERF_PORT, direction);
+    // Under heavy loss the server may still be closing the previous test.
+    for (let retry = 0; retry < 3 && !tcp.ok && /busy/.test(tcp.error); retry++) {
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      tcp = await iperf3(net, client, address, options, IPERF_PORT, direction);
+    }
     if (!tcp.ok) notes.push(`${direction}${label}: ${tcpFailure(tcp.error)}`);
     return tcp.ok ? tcp.value : null;
   };

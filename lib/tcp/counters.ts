@@ -18,8 +18,11 @@ export interface TcpCounters {
   retransmissions: number;
   /** Retransmission timer expirations (each resends from the first unacknowledged byte). */
   retransmissionTimeouts: number;
-  /** Fast retransmits: on the third duplicate ACK (RFC 5681). */
+  /** Loss recoveries entered (fast retransmits): SACKs, RACK or three duplicate ACKs showed
+   * a segment lost; the window is cut once per recovery. */
   fastRetransmits: number;
+  /** Tail loss probes sent: no ACK for 2 SRTT with data in flight (RFC 8985 §7). */
+  tailLossProbes: number;
   /** Data segments received ahead of a gap and buffered (or dropped when the buffer was full). */
   outOfOrder: number;
   /** Packets that failed IP or TCP parsing (bad checksum, truncated, bad offsets, port 0). */
@@ -47,6 +50,7 @@ export function zeroCounters(): TcpCounters {
     retransmissions: 0,
     retransmissionTimeouts: 0,
     fastRetransmits: 0,
+    tailLossProbes: 0,
     outOfOrder: 0,
     droppedMalformed: 0,
     droppedNotTcp: 0,

@@ -117,6 +117,7 @@ function processAck(tcb: Tcb, seg: TcpSegment, now: number): void {
     const kind = tcb.congestion.onNewAck(ack, acked, flight);
     if (kind !== "partial") tcb.dupAcks = 0;
     tcb.rtoAt = tcb.sndUna === tcb.sndMax ? Infinity : now + tcb.rtt.rto;
+    tcb.armProbe(now);
     // Without SACK, a partial ACK shows the next segment lost too (RFC 6582 step 5).
     if (kind === "partial" && !tcb.sackPermitted) tcb.sent.markFirstLost();
     tcb.recoverLosses(now);

@@ -81,6 +81,12 @@ export class SentSegments {
     return segment ? { start: segment.start, end: segment.end } : undefined;
   }
 
+  /** The highest segment sent (a tail loss probe resends it), or undefined. */
+  last(): LostRange | undefined {
+    const segment = this.#segments[this.#segments.length - 1];
+    return segment ? { start: segment.start, end: segment.end } : undefined;
+  }
+
   /** Marks the first unacknowledged segment lost unless resent already (NewReno, no SACK). */
   markFirstLost(): boolean {
     const first = this.#segments[0];

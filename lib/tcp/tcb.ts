@@ -1,7 +1,8 @@
 /**
  * The transmission control block of one passively opened connection: sequence state, send
  * buffer and segmentation, retransmission (RFC 6298 timer; SACK/RACK loss recovery with the
- * pipe kept below the congestion window, RFC 6675 and RFC 8985), zero-window probes,
+ * pipe kept below the congestion window, RFC 6675 and RFC 8985; tail loss probes), zero-window
+ * probes,
  * the receive window, ACK generation, state transitions and the connection's single timer.
  * Segment arrival is in `input.ts`; the application's side is `connection.ts`.
  */
@@ -75,6 +76,8 @@ const MIN_MSS = 64;
 const MAX_SACK_BLOCKS = 4;
 /** A hole is lost once more than this many segments' worth above it is SACKed (RFC 6675). */
 const LOST_THRESHOLD_SEGMENTS = 2;
+/** Shortest probe timeout, ms: below it, ordinary jitter would fire probes in vain. */
+const MIN_PROBE_TIMEOUT_MS = 2;
 
 /** One connection's control block; fields are shared with `input.ts`. */
 export class Tcb implements Endpoints {
@@ -164,6 +167,8 @@ export class Tcb implements Endpoints {
   rtoAt = Infinity;
   /** When RACK's reordering window runs out for a segment not yet deemed lost. */
   rackAt = Infinity;
+  /** When to send a tail loss probe (RFC 8985 §7) if no ACK arrives first. */
+  probeAt = Infinity;
   persistAt = Infinity;
   closeAt = Infinity;
 
@@ -417,6 +422,7 @@ export class Tcb implements Endpoints {
       this.timing = { seq: end, at: now };
     }
     if (this.rtoAt === Infinity) this.rtoAt = now + this.rtt.rto;
+    if (this.probeAt === Infinity) this.armProbe(now);
     this.#acked();
   }
 
@@ -540,7 +546,7 @@ export class Tcb implements Endpoints {
   rearm(): void {
     this.host.setDeadline(
       this,
-      Math.min(this.rtoAt, this.rackAt, this.persistAt, this.closeAt),
+      Math.min(this.rtoAt, this.rackAt, this.probeAt, this.persistAt, this.closeAt),
     );
   }
 
@@ -565,6 +571,9 @@ export class Tcb implements Endpoints {
       this.rackAt = Infinity;
       this.recoverLosses(now);
       this.output(now);
+    } else if (this.probeAt <= now) {
+      this.probeAt = Infinity;
+      this.#tailLossProbe(now);
     } else if (this.persistAt <= now) {
       this.#persistTimeout(now);
     }
@@ -601,9 +610,49 @@ export class Tcb implements Endpoints {
     this.dupAcks = 0;
     this.scoreboard.clear();
     this.sent.clear();
-    this.rackAt = Infinity;
+    this.rackAt = this.probeAt = Infinity;
     this.sndNxt = this.sndUna;
     this.output(now, true);
+    this.rtoAt = now + this.rtt.rto;
+  }
+
+  /**
+   * (Re)arms the tail loss probe while data is in flight outside loss recovery (and not after
+   * a retransmission timeout until new data is acknowledged): 2 SRTT after
+   * now (plus the minimum RTO when one segment is out), if before the RTO.
+   */
+  armProbe(now: number): void {
+    const srtt = this.rtt.srtt;
+    const flight = seqDiff(this.sndMax, this.sndUna);
+    if (srtt === undefined || flight === 0 || this.congestion.inRecovery || this.retries > 0) {
+      this.probeAt = Infinity;
+      return;
+    }
+    let timeout = Math.max(MIN_PROBE_TIMEOUT_MS, 2 * srtt);
+    // One segment out: the peer may be delaying its ACK; wait as long as the minimum RTO
+    // (as Linux does), so that probe never comes before the timer.
+    if (flight <= this.mss) timeout += this.host.config.minRtoMs;
+    const at = now + timeout;
+    this.probeAt = at < this.rtoAt ? at : Infinity;
+  }
+
+  /**
+   * No ACK for 2 SRTT: the last segments may all be lost, leaving no later delivery to
+   * show it. Sends one new segment if the windows allow, else resends the highest one, so
+   * its ACK (SACK) lets RACK find the loss instead of the retransmission timer.
+   */
+  #tailLossProbe(now: number): void {
+    if (this.sndUna === this.sndMax) return;
+    this.host.counters.tailLossProbes++;
+    const pending = seqDiff(this.dataEnd, this.sndNxt) > 0 || (this.finQueued &&
+      !seqGt(this.sndMax, this.dataEnd));
+    const open = this.sndWnd - seqDiff(this.sndNxt, this.sndUna) >= this.mss;
+    if (pending && open) {
+      this.output(now, true);
+    } else {
+      const last = this.sent.last();
+      if (last) this.#resend(last, now);
+    }
     this.rtoAt = now + this.rtt.rto;
   }
 
@@ -649,7 +698,11 @@ export class Tcb implements Endpoints {
     this.closeAt = now + this.host.config.timeWaitMs;
     if (this.state !== "TIME_WAIT") {
       this.setState("TIME_WAIT");
-      this.rtoAt = this.rackAt = this.persistAt = Infinity;
+      this.rtoAt =
+        this.rackAt =
+        this.probeAt =
+        this.persistAt =
+          Infinity;
       this.#release();
       this.listener?.onClosed(undefined);
     }
@@ -687,6 +740,7 @@ export class Tcb implements Endpoints {
     this.setState("CLOSED");
     this.rtoAt =
       this.rackAt =
+      this.probeAt =
       this.persistAt =
       this.closeAt =
         Infinity;
