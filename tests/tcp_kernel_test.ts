@@ -162,6 +162,33 @@ Deno.test("kernel TCP over the TUN with 2% loss, 5% reordering, 5 ms delay: 5 MB
   });
 });
 
+Deno.test("kernel TCP over the TUN with 5% loss each way, 2 ms delay: 20 MB each way intact, loss found without timeouts", async () => {
+  await withRig(["--loss", "0.05", "--delay", "2"], async (rig) => {
+    const result = await rig.client<Transfer>(
+      ["transfer", "10.77.0.2", "8080", `${20 * MB}`],
+      300_000,
+    );
+    assert.equal(result.received, 20 * MB);
+    assert.equal(result.receivedSha, result.sentSha);
+    const stats = await allClean(rig, 1);
+    const c = stats.counters;
+    console.log(
+      `    20 MB each way at 5 % loss in ${result.ms.toFixed(0)} ms: ` +
+        `${rate(20 * MB, result.ms)} MB/s; ${stats.dropped} packets dropped, ` +
+        `${c.retransmissions} retransmitted by us (${c.retransmissionTimeouts} timeouts, ` +
+        `${c.fastRetransmits} recoveries), ${c.outOfOrder} out-of-order segments received`,
+    );
+    assert.ok(stats.dropped > 1_000, `loss was injected (${stats.dropped} dropped)`);
+    // Our ~15,000 data segments lose ~750: SACK and RACK must find nearly all of them.
+    assert.ok(c.retransmissions > 300, "we had to retransmit");
+    assert.ok(
+      c.retransmissionTimeouts * 20 < c.retransmissions,
+      `${c.retransmissionTimeouts} timeouts for ${c.retransmissions} retransmissions`,
+    );
+    assert.ok(c.outOfOrder > 300, "the kernel's losses were reassembled");
+  });
+});
+
 Deno.test("kernel TCP over the TUN: FIN either way ends in closed states; a kernel RST aborts", async () => {
   await withRig(["--time-wait", "500"], async (rig) => {
     // The kernel closes first: it ends in TIME-WAIT, we go CLOSE_WAIT, LAST_ACK, CLOSED.
