@@ -19,9 +19,9 @@
  * every loss level; lossy levels print a second table with ratios to Debian's
  * wireguard-go at the same level. Loss runs are opt-in: the default (no
  * loss) keeps the tunnel suite near 3 minutes (5 paths × 2 × 10 s, pings and
- * set-up); each extra level adds
- * about 2 minutes at --seconds 10, so `--suite tunnel --loss 0,1,5 --seconds 5`
- * is the loss run of choice (measured: 5 minutes).
+ * set-up); each extra level adds about 2 minutes at --seconds 10, so
+ * `--suite tunnel --loss 0,1,5 --seconds 5` is the loss run of choice
+ * (measured: 5 minutes).
  *
  * `--suite memory` (also in `all`): what a relay connection and a session
  * cost in resident memory, on loopback (bench/memory.ts); --nodes N (default
