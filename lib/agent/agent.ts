@@ -41,6 +41,12 @@ export interface AgentOptions {
   services: AgentService[];
   /** Keep sessions on the relay. */
   relayOnly?: boolean;
+  /**
+   * TUN offloads (default on): the kernel hands over TSO super-packets, split
+   * here into tunnel-MTU packets, and receives coalesced TCP segments (GRO).
+   * Plain mode when off or when the kernel refuses them.
+   */
+  tunOffloads?: boolean;
 }
 
 /** Counters of an agent. */
@@ -112,6 +118,7 @@ export class Agent {
       mtu: TUNNEL_MTU,
       addresses: options.tunAddresses,
       routes: options.services.map((s) => `${s.ip}/${s.ip.includes(":") ? 128 : 32}`),
+      offloads: options.tunOffloads ?? true,
     });
     let agent: Agent;
     try {
@@ -150,7 +157,8 @@ export class Agent {
     const connection = session.connection!;
     connection.onDatagram((packet) => {
       this.stats.packetsFromSessions++;
-      this.#write(packet);
+      // Queued (copied): the datagrams of one receive batch are written together, TCP coalesced.
+      this.#tun.queue(packet, this.#onWriteError);
     });
     this.#sessions.set(key, session);
     log.info("session to {service} ({ip}) through {connector} is up", {
@@ -238,11 +246,14 @@ export class Agent {
     }
   }
 
+  readonly #onWriteError = (error: Error) =>
+    log.debug("TUN write failed: {error}", { error: String(error) });
+
   #write(packet: Uint8Array): void {
     try {
       this.#tun.write(packet);
     } catch (error) {
-      log.debug("TUN write failed: {error}", { error: String(error) });
+      this.#onWriteError(error as Error);
     }
   }
 
