@@ -39,6 +39,10 @@ export class SentSegments {
   /** Smallest RTT seen on a segment sent once (ms). */
   #minRtt = Infinity;
   #pipe = 0;
+  /** Segments now SACKed, deemed lost, and sent more than once (for the fast paths). */
+  #sackedCount = 0;
+  #lostCount = 0;
+  #resentCount = 0;
 
   /** Bytes sent, neither SACKed nor deemed lost nor acknowledged (RFC 6675 pipe). */
   get pipe(): number {
@@ -47,7 +51,7 @@ export class SentSegments {
 
   /** Whether any segment is deemed lost and awaits its retransmission. */
   get hasLost(): boolean {
-    return this.#segments.some((s) => s.lost);
+    return this.#lostCount > 0;
   }
 
   /**
@@ -63,11 +67,15 @@ export class SentSegments {
       const retransmitted = retransmission;
       segments.push({ start, end, sentAt: now, order, retransmitted, sacked: false, lost: false });
       this.#pipe += seqDiff(end, start);
+      if (retransmitted) this.#resentCount++;
       return;
     }
     const segment = segments.find((s) => s.start === start);
     if (!segment) return;
     if (segment.lost || segment.sacked) this.#pipe += seqDiff(segment.end, segment.start);
+    if (segment.lost) this.#lostCount--;
+    if (segment.sacked) this.#sackedCount--;
+    if (!segment.retransmitted) this.#resentCount++;
     segment.sentAt = now;
     segment.order = order;
     segment.retransmitted = true;
@@ -77,6 +85,7 @@ export class SentSegments {
 
   /** The first segment deemed lost, or undefined. */
   firstLost(): LostRange | undefined {
+    if (this.#lostCount === 0) return undefined;
     const segment = this.#segments.find((s) => s.lost);
     return segment ? { start: segment.start, end: segment.end } : undefined;
   }
@@ -106,9 +115,13 @@ export class SentSegments {
     while (drop < segments.length && !seqGt(segments[drop].end, una)) {
       const segment = segments[drop++];
       if (!segment.sacked && !segment.lost) this.#pipe -= seqDiff(segment.end, segment.start);
+      if (segment.sacked) this.#sackedCount--;
+      if (segment.lost) this.#lostCount--;
+      if (segment.retransmitted) this.#resentCount--;
       this.#onDelivery(segment, now);
     }
     if (drop > 0) segments.splice(0, drop);
+    if (sacked.length === 0) return;
     let range = 0;
     for (const segment of segments) {
       if (segment.sacked) continue;
@@ -117,6 +130,8 @@ export class SentSegments {
       const [start, end] = sacked[range];
       if (seqDiff(segment.start, start) >= 0 && seqDiff(end, segment.end) >= 0) {
         if (!segment.lost) this.#pipe -= seqDiff(segment.end, segment.start);
+        else this.#lostCount--;
+        this.#sackedCount++;
         segment.sacked = true;
         segment.lost = false;
         this.#onDelivery(segment, now);
@@ -131,6 +146,14 @@ export class SentSegments {
    */
   detectLoss(now: number, dupThreshBytes: number): { lost: number; recheckAt: number } {
     const segments = this.#segments;
+    // Nothing SACKed or resent: segments are in transmission order, so if the first was sent
+    // after RACK's segment, every one was and none can be lost yet (the common case, cheap).
+    if (
+      this.#sackedCount === 0 && this.#resentCount === 0 &&
+      (segments.length === 0 || segments[0].order >= this.#rackOrder)
+    ) {
+      return { lost: 0, recheckAt: Infinity };
+    }
     const reorderWindow = Number.isFinite(this.#minRtt) ? this.#minRtt / 4 : 0;
     let lost = 0;
     let recheckAt = Infinity;
@@ -163,11 +186,13 @@ export class SentSegments {
   clear(): void {
     this.#segments = [];
     this.#pipe = 0;
+    this.#sackedCount = this.#lostCount = this.#resentCount = 0;
     this.#rackOrder = this.#sends;
   }
 
   #markLost(segment: SentSegment): void {
     segment.lost = true;
+    this.#lostCount++;
     this.#pipe -= seqDiff(segment.end, segment.start);
   }
 
