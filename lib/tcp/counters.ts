@@ -21,6 +21,9 @@ export interface TcpCounters {
   /** Loss recoveries entered (fast retransmits): SACKs, RACK or three duplicate ACKs showed
    * a segment lost; the window is cut once per recovery. */
   fastRetransmits: number;
+  /** Retransmissions found needless: the original's ACK came back sooner than one round
+   * trip after the resend (reordering taken for loss; each widens RACK's window). */
+  spuriousRetransmissions: number;
   /** Tail loss probes sent: no ACK for 2 SRTT with data in flight (RFC 8985 §7). */
   tailLossProbes: number;
   /** Data segments received ahead of a gap and buffered (or dropped when the buffer was full). */
@@ -51,6 +54,7 @@ export function zeroCounters(): TcpCounters {
     retransmissionTimeouts: 0,
     fastRetransmits: 0,
     tailLossProbes: 0,
+    spuriousRetransmissions: 0,
     outOfOrder: 0,
     droppedMalformed: 0,
     droppedNotTcp: 0,

@@ -112,7 +112,11 @@ function processAck(tcb: Tcb, seg: TcpSegment, now: number): void {
     if (seqLt(tcb.sndNxt, ack)) tcb.sndNxt = ack;
     tcb.scoreboard.acknowledge(ack);
     takeSack(tcb, seg);
-    tcb.sent.delivered(ack, tcb.scoreboard.ranges, now);
+    tcb.host.counters.spuriousRetransmissions += tcb.sent.delivered(
+      ack,
+      tcb.scoreboard.ranges,
+      now,
+    );
     tcb.retries = 0;
     const kind = tcb.congestion.onNewAck(ack, acked, flight);
     if (kind !== "partial") tcb.dupAcks = 0;
@@ -136,7 +140,13 @@ function processAck(tcb: Tcb, seg: TcpSegment, now: number): void {
   ));
   if (duplicate) {
     tcb.dupAcks++;
-    if (sackedNew) tcb.sent.delivered(ack, tcb.scoreboard.ranges, now);
+    if (sackedNew) {
+      tcb.host.counters.spuriousRetransmissions += tcb.sent.delivered(
+        ack,
+        tcb.scoreboard.ranges,
+        now,
+      );
+    }
     // Without SACK, the third duplicate ACK shows the first segment lost (RFC 5681).
     if (tcb.dupAcks === 3 && !tcb.sackPermitted) tcb.sent.markFirstLost();
     tcb.recoverLosses(now);
@@ -145,10 +155,22 @@ function processAck(tcb: Tcb, seg: TcpSegment, now: number): void {
   updateWindow(tcb, seg, window);
 }
 
-/** Feeds `seg`'s SACK blocks to the scoreboard; true if they covered new data. */
+/**
+ * Feeds `seg`'s SACK blocks to the scoreboard; true if they covered new data. A first block
+ * below the cumulative ACK, or inside the second, is a D-SACK (RFC 2883): the peer got a
+ * segment twice, so a resend was needless.
+ */
 function takeSack(tcb: Tcb, seg: TcpSegment): boolean {
   const blocks = seg.options.sack;
   if (!blocks || !tcb.sackPermitted) return false;
+  const [first, second] = blocks;
+  if (
+    seqLe(first[1], seg.ack) ||
+    (second && seqGe(first[0], second[0]) && seqLe(first[1], second[1]))
+  ) {
+    tcb.sent.spuriousResend();
+    tcb.host.counters.spuriousRetransmissions++;
+  }
   return tcb.scoreboard.update(blocks, tcb.sndUna, tcb.sndMax);
 }
 

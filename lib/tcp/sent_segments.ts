@@ -4,7 +4,10 @@
  * is detected two ways: RFC 6675's DupThresh (more than `dupThreshBytes` SACKed above a
  * never-resent segment) and RFC 8985's RACK (a segment sent before one the peer has since
  * delivered, by more than the reordering window, is lost — which also finds lost
- * retransmissions without waiting for the retransmission timer). `pipe` is RFC 6675's
+ * retransmissions without waiting for the retransmission timer). The reordering window
+ * starts at a quarter of the minimum RTT and widens by a quarter each time a resend proves
+ * needless (the original's ACK came back sooner than any round trip could have brought the
+ * resend's), shrinking back after 16 recoveries without one. `pipe` is RFC 6675's
  * estimate of bytes still in the network, which the sender keeps below the congestion window.
  */
 import { seqDiff, seqGt } from "../packet/mod.ts";
@@ -21,6 +24,11 @@ interface SentSegment {
   sacked: boolean;
   lost: boolean;
 }
+
+/** Most the reordering window grows to, in quarters of the minimum RTT (RFC 8985 §6.2). */
+const MAX_REORDER_MULTIPLIER = 8;
+/** Loss recoveries after which a widened reordering window shrinks back (RFC 8985: 16). */
+const REORDER_DECAY_RECOVERIES = 16;
 
 /** A segment to resend: its range. */
 export interface LostRange {
@@ -43,6 +51,11 @@ export class SentSegments {
   #sackedCount = 0;
   #lostCount = 0;
   #resentCount = 0;
+  /** RACK.reo_wnd_mult, and recoveries since it last grew. */
+  #reorderMultiplier = 1;
+  #recoveriesSinceWidened = 0;
+  /** Needless resends found by the current `delivered` call. */
+  #spurious = 0;
 
   /** Bytes sent, neither SACKed nor deemed lost nor acknowledged (RFC 6675 pipe). */
   get pipe(): number {
@@ -107,10 +120,12 @@ export class SentSegments {
   /**
    * The cumulative ACK reached `una` at `now`, and `sacked` (sorted [start, end) ranges above
    * it) are what the peer holds: forgets acknowledged segments, marks SACKed ones, and
-   * advances RACK's most recently delivered segment.
+   * advances RACK's most recently delivered segment. Returns how many resends this showed
+   * needless (their originals arrived).
    */
-  delivered(una: number, sacked: ReadonlyArray<readonly [number, number]>, now: number): void {
+  delivered(una: number, sacked: ReadonlyArray<readonly [number, number]>, now: number): number {
     const segments = this.#segments;
+    this.#spurious = 0;
     let drop = 0;
     while (drop < segments.length && !seqGt(segments[drop].end, una)) {
       const segment = segments[drop++];
@@ -121,7 +136,7 @@ export class SentSegments {
       this.#onDelivery(segment, now);
     }
     if (drop > 0) segments.splice(0, drop);
-    if (sacked.length === 0) return;
+    if (sacked.length === 0) return this.#spurious;
     let range = 0;
     for (const segment of segments) {
       if (segment.sacked) continue;
@@ -137,6 +152,7 @@ export class SentSegments {
         this.#onDelivery(segment, now);
       }
     }
+    return this.#spurious;
   }
 
   /**
@@ -144,7 +160,11 @@ export class SentSegments {
    * were newly marked, and when RACK would mark the next one if nothing else arrives
    * (Infinity: none pending).
    */
-  detectLoss(now: number, dupThreshBytes: number): { lost: number; recheckAt: number } {
+  detectLoss(
+    now: number,
+    dupThreshBytes: number,
+    srtt = Infinity,
+  ): { lost: number; recheckAt: number } {
     const segments = this.#segments;
     // Nothing SACKed or resent: segments are in transmission order, so if the first was sent
     // after RACK's segment, every one was and none can be lost yet (the common case, cheap).
@@ -154,7 +174,12 @@ export class SentSegments {
     ) {
       return { lost: 0, recheckAt: Infinity };
     }
-    const reorderWindow = Number.isFinite(this.#minRtt) ? this.#minRtt / 4 : 0;
+    // A quarter of the minimum RTT (but of no less than half the smoothed one: reordered
+    // ACKs can make the minimum meaninglessly small), times the multiplier, at most SRTT.
+    const base = Number.isFinite(srtt) ? Math.max(this.#minRtt, srtt / 2) : this.#minRtt;
+    const reorderWindow = Number.isFinite(base)
+      ? Math.min(srtt, (base / 4) * this.#reorderMultiplier)
+      : 0;
     let lost = 0;
     let recheckAt = Infinity;
     let sackedAbove = 0;
@@ -182,6 +207,24 @@ export class SentSegments {
     return { lost, recheckAt };
   }
 
+  /**
+   * A resend proved needless (its original was delivered, or the peer reported a duplicate
+   * with a D-SACK, RFC 2883): widens the reordering window by a quarter of the RTT.
+   */
+  spuriousResend(): void {
+    this.#spurious++;
+    this.#reorderMultiplier = Math.min(MAX_REORDER_MULTIPLIER, this.#reorderMultiplier + 1);
+    this.#recoveriesSinceWidened = 0;
+  }
+
+  /** A loss recovery began: after 16 without a needless resend, the window shrinks back. */
+  onRecovery(): void {
+    if (++this.#recoveriesSinceWidened >= REORDER_DECAY_RECOVERIES) {
+      this.#reorderMultiplier = 1;
+      this.#recoveriesSinceWidened = 0;
+    }
+  }
+
   /** Forgets everything (after a retransmission timeout: the sender goes back to SND.UNA). */
   clear(): void {
     this.#segments = [];
@@ -200,7 +243,11 @@ export class SentSegments {
   #onDelivery(segment: SentSegment, now: number): void {
     const rtt = now - segment.sentAt;
     if (!segment.retransmitted) this.#minRtt = Math.min(this.#minRtt, rtt);
-    else if (rtt < this.#minRtt) return; // acknowledges the original, not the resend
+    else if (rtt < this.#minRtt) {
+      // Acknowledges the original, not the resend: the loss was reordering.
+      this.spuriousResend();
+      return;
+    }
     if (segment.order > this.#rackOrder) {
       this.#rackOrder = segment.order;
       this.#rackRtt = rtt;

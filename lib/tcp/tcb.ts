@@ -378,9 +378,11 @@ export class Tcb implements Endpoints {
    * (fast retransmit), the rest as the pipe allows.
    */
   recoverLosses(now: number): void {
-    this.rackAt = this.sent.detectLoss(now, LOST_THRESHOLD_SEGMENTS * this.mss).recheckAt;
+    const threshold = LOST_THRESHOLD_SEGMENTS * this.mss;
+    this.rackAt = this.sent.detectLoss(now, threshold, this.rtt.srtt).recheckAt;
     if (this.sent.hasLost && this.congestion.enterRecovery(this.sndUna, this.sndMax)) {
       this.host.counters.fastRetransmits++;
+      this.sent.onRecovery();
       const first = this.sent.firstLost();
       if (first) this.#resend(first, now);
     }
