@@ -36,8 +36,8 @@ import { RefusalLog } from "../events/refusal_log.ts";
 import {
   type CheckedIdentity,
   checkIdentityFiles,
-  type IdentityFiles,
   identityChanges,
+  type IdentityFiles,
   readIdentitySnapshot,
 } from "../identity/identity_check.ts";
 
