@@ -10,7 +10,7 @@ import {
   metricsUsage,
   serveUntilShutdown,
 } from "../lib/cli/daemon.ts";
-import { registerNodeMetrics } from "../lib/metrics/node_metrics.ts";
+import { nodeDaemonCollectors } from "../lib/metrics/node_metrics.ts";
 import { reloadOnHangup } from "../lib/cli/reload.ts";
 import { Agent, type AgentService } from "../lib/agent/agent.ts";
 import { isServiceName } from "../lib/control/messages.ts";
@@ -79,12 +79,8 @@ export const command = defineCommand({
     try {
       await serveUntilShutdown("agent", values["admin-socket"], () => agent.status(), {
         metrics,
-        collectors: (registry) =>
-          registerNodeMetrics(registry, {
-            status: () => agent.status(),
-            endpointStats: () => agent.node.endpoint.stats,
-          }),
-        certificateFile: nodeOptions(values).identity.certificateFile,
+        collectors: nodeDaemonCollectors(agent),
+        certificateFile: identity.certificateFile,
       });
     } finally {
       stopReloading();

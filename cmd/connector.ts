@@ -11,7 +11,7 @@ import {
   metricsUsage,
   serveUntilShutdown,
 } from "../lib/cli/daemon.ts";
-import { registerNodeMetrics } from "../lib/metrics/node_metrics.ts";
+import { nodeDaemonCollectors } from "../lib/metrics/node_metrics.ts";
 import { reloadOnHangup } from "../lib/cli/reload.ts";
 import { Connector } from "../lib/connector/connector.ts";
 import {
@@ -147,7 +147,6 @@ export const command = defineCommand({
         connector.serviceNames.join(", ")
       }; relay sees it at ${connector.node.link.observed}`,
     );
-    // SIGHUP reads the identity files again (the access lists stay as given).
     // A reload reads the config file again: new identity files and access lists apply.
     const reloadInputs = () => {
       const now = reread?.() ?? { values, configFile };
@@ -160,11 +159,7 @@ export const command = defineCommand({
     try {
       await serveUntilShutdown("connector", values["admin-socket"], () => connector.status(), {
         metrics,
-        collectors: (registry) =>
-          registerNodeMetrics(registry, {
-            status: () => connector.status(),
-            endpointStats: () => connector.node.endpoint.stats,
-          }),
+        collectors: nodeDaemonCollectors(connector),
         certificateFile: nodeOptions(values).identity.certificateFile,
       });
     } finally {

@@ -35,6 +35,21 @@ function add<L extends string>(
   else samples.set(key, { labels, value });
 }
 
+/** A running agent or connector: its status and its node's endpoint. */
+export interface NodeDaemon {
+  readonly node: { readonly endpoint: { readonly stats: EndpointStats } };
+  status(): NodeStatus & { terminator?: TerminatorTotals };
+}
+
+/** The `collectors` a daemon's metrics registry gets for a running agent or connector. */
+export function nodeDaemonCollectors(daemon: NodeDaemon): (registry: Registry) => void {
+  return (registry) =>
+    registerNodeMetrics(registry, {
+      status: () => daemon.status(),
+      endpointStats: () => daemon.node.endpoint.stats,
+    });
+}
+
 /** Registers the node's collectors in `registry`. */
 export function registerNodeMetrics(registry: Registry, source: NodeMetricsSource): void {
   const relay = () => source.status().relay;
