@@ -50,19 +50,7 @@ Deno.test("SIGTERM: the relay closes every node's connection with CONNECTION_CLO
   const connId = await nodeIdentity(org, "conn-1", "connector", ["web"]);
   const client = Endpoint.bind({ address: { hostname: "127.0.0.1", port: 0 } });
   const config = relayClientConfig(connId);
-  const relay = new DaemonProcess([
-    "relay",
-    "--listen",
-    "127.0.0.1:0",
-    "--cert",
-    relayId.certificateFile,
-    "--key",
-    relayId.privateKeyFile,
-    "--ca",
-    relayId.caFile,
-    "--admin-socket",
-    `${org.dir}/relay.sock`,
-  ]);
+  const relay = DaemonProcess.relay(relayId, org.dir);
   try {
     const listening = await relay.record(/^listening on /);
     const connection = client.connect({

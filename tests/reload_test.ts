@@ -466,19 +466,7 @@ Deno.test("SIGHUP: a real relay process reloads its rotated certificate; a reloa
   const connId = await org.issue("conn-1", "connector", ["web"]);
   const client = Endpoint.bind({ address: { hostname: "127.0.0.1", port: 0 } });
   const config = relayClientConfig(connId);
-  const relay = new DaemonProcess([
-    "relay",
-    "--listen",
-    "127.0.0.1:0",
-    "--cert",
-    relayId.certificateFile,
-    "--key",
-    relayId.privateKeyFile,
-    "--ca",
-    relayId.caFile,
-    "--admin-socket",
-    `${org.dir}/relay.sock`,
-  ]);
+  const relay = DaemonProcess.relay(relayId, org.dir);
   try {
     const listening = await relay.record(/^listening on /);
     const peer = parseHostPort(String(listening.properties.address));

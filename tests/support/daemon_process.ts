@@ -1,6 +1,7 @@
 /** A `ztna <role>` daemon as a real process, its JSON log lines collected as they come. */
 import { waitFor } from "./bytes.ts";
 import { MAIN } from "./cli.ts";
+import type { NodeIdentity } from "../../lib/node/configs.ts";
 
 /** One JSON Lines log record. */
 export interface LogRecord {
@@ -19,6 +20,16 @@ export class DaemonProcess {
   readonly #child: Deno.ChildProcess;
   readonly #pumps: Promise<void>[];
   #exited = false;
+
+  /** `ztna relay` on a free loopback port with `identity`, its admin socket in `dir`. */
+  static relay(identity: NodeIdentity, dir: string): DaemonProcess {
+    return new DaemonProcess([
+      "relay",
+      ...["--listen", "127.0.0.1:0"],
+      ...["--cert", identity.certificateFile, "--key", identity.privateKeyFile],
+      ...["--ca", identity.caFile, "--admin-socket", `${dir}/relay.sock`],
+    ]);
+  }
 
   constructor(args: string[], env: Record<string, string> = {}) {
     this.#child = new Deno.Command(Deno.execPath(), {
