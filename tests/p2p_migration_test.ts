@@ -9,7 +9,14 @@
 import assert from "node:assert/strict";
 import { blackhole, readdress, unblackhole } from "../lib/netns/mod.ts";
 import { pseudoRandomBytes, sha256 } from "./support/bytes.ts";
-import { type LabSites, type P2pLab, SERVICE_IP, withP2pLab } from "./support/p2p_lab.ts";
+import {
+  type LabSites,
+  lastLogLines,
+  type P2pLab,
+  relayedBetween,
+  SERVICE_IP,
+  withP2pLab,
+} from "./support/p2p_lab.ts";
 
 const SITES: LabSites = {
   agent: { kind: "port-restricted-cone" },
@@ -59,9 +66,7 @@ Deno.test("relay → direct while a ping and a TCP download run: at most one rep
     assert.equal(direct?.split(":")[0], lab.connectorSite.publicAddress);
     const pinged = await ping;
     const received = Number(/(\d+) received/.exec(pinged.stdout)?.[1]);
-    const lines = [lab.agent, lab.connector].flatMap((child) =>
-      child.stderr.tail().filter((l) => /INF|WRN|ERR/.test(l)).slice(-15)
-    );
+    const lines = lastLogLines(lab);
     assert.ok(
       received >= 299,
       `${300 - received} of 300 replies lost across the switch:\n${lines.join("\n")}`,
@@ -90,8 +95,12 @@ Deno.test("a blackholed direct path: back on the relay within 2 s, the download 
     const counters = await lab.relayCounters();
     assert.equal(await transfer, sha256(BIG));
     const after = await lab.relayCounters();
-    const relayed = (c: typeof after) => c.sessions[0].connectorToAgent;
-    assert.ok(relayed(after) - relayed(counters) > 1_000, "the rest came through the relay");
+    assert.ok(
+      relayedBetween(counters, after, ["connectorToAgent"]) > 1_000,
+      `the rest came through the relay: ${JSON.stringify(counters.sessions)} then ${
+        JSON.stringify(after.sessions)
+      }\n${lastLogLines(lab).join("\n")}`,
+    );
     // The path comes back: punching resumes on the backoff and finds it.
     await unblackhole(lab.lab, lab.agentSite, lab.connectorSite);
     const lines = () => lab.agent.stderr.tail().filter((l) => /session web: direct /.test(l));
@@ -119,10 +128,7 @@ Deno.test("the connector's NAT gets a new public address: the session falls back
       new RegExp(`session web: direct ${fresh.replaceAll(".", "\\.")}:`),
       15_000,
     ).catch((error) => {
-      const lines = [lab.agent, lab.connector].flatMap((child) =>
-        child.stderr.tail().filter((l) => /INF|WRN|ERR/.test(l)).slice(-15)
-      );
-      throw new Error(`${error.message}:\n${lines.join("\n")}`);
+      throw new Error(`${error.message}:\n${lastLogLines(lab).join("\n")}`);
     });
     assert.ok(again);
     const pinged = await ping;

@@ -10,7 +10,14 @@
  */
 import assert from "node:assert/strict";
 import type { NatKind } from "../lib/netns/mod.ts";
-import { type LabSites, type P2pLab, SERVICE_IP, withP2pLab } from "./support/p2p_lab.ts";
+import {
+  type LabSites,
+  lastLogLines,
+  type P2pLab,
+  relayedBetween,
+  SERVICE_IP,
+  withP2pLab,
+} from "./support/p2p_lab.ts";
 
 interface Case {
   name: string;
@@ -102,17 +109,6 @@ async function pingThrough(lab: P2pLab, count: number): Promise<number> {
   return Number(/(\d+) received/.exec(ping.stdout)?.[1] ?? 0);
 }
 
-/** The nodes' last informative log lines, for failure messages. */
-function lastLines(lab: P2pLab): string {
-  return [lab.agent, lab.connector].flatMap((child) =>
-    child.stderr.tail().filter((l) => /INF|WRN|ERR/.test(l)).slice(-12)
-  ).join("\n");
-}
-
-function relayed(counters: Awaited<ReturnType<P2pLab["relayCounters"]>>): number {
-  return counters.sessions.reduce((sum, s) => sum + s.agentToConnector + s.connectorToAgent, 0);
-}
-
 for (const c of CASES) {
   Deno.test(`NAT matrix: ${c.name} → ${c.expect} (${c.why})`, async () => {
     await withP2pLab("p2pm", c.sites, async (lab) => {
@@ -147,10 +143,14 @@ for (const c of CASES) {
       const before = await lab.relayCounters();
       const capture = await lab.capture();
       const replies = await pingThrough(lab, 40);
-      assert.equal(replies, 40, `${replies}/40 pings answered:\n${lastLines(lab)}`);
+      assert.equal(
+        replies,
+        40,
+        `${replies}/40 pings answered:\n${lastLogLines(lab, 12).join("\n")}`,
+      );
       const crossed = await capture.stop();
       const after = await lab.relayCounters();
-      const viaRelay = relayed(after) - relayed(before);
+      const viaRelay = relayedBetween(before, after, ["agentToConnector", "connectorToAgent"]);
       if (c.expect === "direct") {
         assert.equal(viaRelay, 0, `the relay forwarded ${viaRelay} session packets`);
         if ("shared" in c.sites) {

@@ -65,6 +65,30 @@ export interface P2pLab {
   status(which: "agent" | "connector"): Promise<NodeStatus>;
 }
 
+/** The last `count` info, warning and error lines of agent and connector each, for failure messages. */
+export function lastLogLines(lab: P2pLab, count = 15): string[] {
+  return [lab.agent, lab.connector].flatMap((child) =>
+    child.stderr.tail().filter((l) => /INF|WRN|ERR/.test(l)).slice(-count)
+  );
+}
+
+/**
+ * Session DATAGRAMs the relay forwarded between two snapshots, in the given
+ * directions. A session the relay renamed in between (a resume gives it a new
+ * ID and fresh counters) counts from zero, so nothing is lost or negative.
+ */
+export function relayedBetween(
+  before: RelayCounters,
+  after: RelayCounters,
+  directions: ReadonlyArray<"agentToConnector" | "connectorToAgent">,
+): number {
+  const earlier = new Map(before.sessions.map((s) => [s.id, s]));
+  return after.sessions.reduce((sum, s) => {
+    const old = earlier.get(s.id);
+    return sum + directions.reduce((n, d) => n + s[d] - (old?.[d] ?? 0), 0);
+  }, 0);
+}
+
 /** The sites of a lab: the agent's and the connector's, or one LAN both are on. */
 export type LabSites = { agent: SiteSpec; connector: SiteSpec } | { shared: SiteSpec };
 
