@@ -8,10 +8,12 @@
  * Flags: --runs N (default 3), --duration-ms N (default 2000), --payload N (default 1100).
  *
  * `--suite datagram|tunnel|all` (default all) selects the suites; the tunnel
- * suite (bench/tunnel/) compares iperf3 and ping over a raw veth, Debian's and
- * the newest wireguard-go (built from the Go module proxy on first use), and
- * ztna through two NATs over the relay and direct, in network namespaces
- * (root), with the time from the agent's start to the direct path. Its flags:
+ * suite (bench/tunnel/) compares iperf3 (TCP one stream each way, four
+ * streams up, UDP packet rate), idle and loaded ping and CPU seconds per GB
+ * over a raw veth, Debian's and the newest wireguard-go (built from the Go
+ * module proxy on first use), and ztna through two NATs over the relay,
+ * direct, and direct with the kernel-mode connector (`--tun`), in network
+ * namespaces (root), with the time from the agent's start to the direct path. Its flags:
  * --seconds N (iperf3, default 10), --pings N (default 20), --ping-interval S
  * (default 0.2), --cpu-prof-dir DIR (profile ztna's relay, connector and agent),
  * --loss LIST (random loss each way, % , default 0: e.g. `--loss 0,1,5`).

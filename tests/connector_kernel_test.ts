@@ -12,12 +12,15 @@ import { createNatTopology, denoCommand, type Host, type Topology } from "../lib
 import type { ConnectorStatus } from "../lib/connector/connector.ts";
 import { makeTestOrg, RELAY_NAME } from "./support/nodes.ts";
 import { pseudoRandomBytes, sha256 } from "./support/bytes.ts";
+import { parseExposition, promtoolCheck } from "./support/metrics.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url);
 const WEB_IP = "100.80.0.10";
 const FILES_IP = "100.80.0.11";
 const TARGET = "10.200.3.2";
 const TUN = "ztnak0";
+/** The connector's metrics endpoint, inside its namespace. */
+const METRICS_PORT = 9465;
 const BIG = pseudoRandomBytes(50 * 1024 * 1024, 11);
 /** Answers every GET with the client's address, on 127.0.0.1:9090. */
 const PEER_SERVER = "import http.server\n" +
@@ -145,7 +148,7 @@ Deno.test("kernel mode: ping, UDP, HTTP and 50 MB through the kernel; two agents
       ...["--forward", "127.0.0.1:9090"],
       ...["--publish", "files=127.0.0.1:8080;allow=bob"],
       ...["--tun", TUN, "--cert", connectorId.certPath, "--key", connectorId.keyPath, ...common],
-      ...["--admin-socket", `${dir}/connector.sock`],
+      ...["--admin-socket", `${dir}/connector.sock`, "--metrics", `127.0.0.1:${METRICS_PORT}`],
     ];
     const before = await hostState(net, connectorHost);
 
@@ -290,6 +293,35 @@ Deno.test("kernel mode: ping, UDP, HTTP and 50 MB through the kernel; two agents
     assert.ok(kernel.forwarded > 1_000, `forwarded ${kernel.forwarded}`);
     assert.equal(afterRefusal.terminator.packetsIn, 0, "the userspace terminator saw packets");
     assert.equal(kernel.dropped.writeFailed, 0);
+    // The TUN's counters: every packet forwarded is one TUN write.
+    const tun = afterRefusal.tun!;
+    assert.deepEqual([tun.name, tun.mtu], [TUN, 1240]);
+    assert.equal(tun.counters.packetsWritten, kernel.forwarded);
+    const text = await must(
+      net,
+      connectorHost,
+      denoCommand(MAIN, ["status", "--socket", `${dir}/connector.sock`]),
+    );
+    assert.match(
+      text,
+      new RegExp(`TUN ${TUN} \\(mtu 1240, offloads none\\): .* wrote ${kernel.forwarded} packets`),
+    );
+    assert.match(
+      text,
+      new RegExp(
+        `kernel mode: pool 100\\.127\\.0\\.0/16, nftables table ip ztna_${TUN}, 3 sessions; ${kernel.forwarded} of ${kernel.packetsIn} packets`,
+      ),
+    );
+    // The same counters on /metrics (nothing crosses the TUN while the nodes idle), promtool-clean.
+    const exposition = await must(net, connectorHost, [
+      ...["curl", "-sS", `http://127.0.0.1:${METRICS_PORT}/metrics`],
+    ]);
+    assert.deepEqual(await promtoolCheck(exposition), { code: 0, output: "" });
+    const metrics = parseExposition(exposition);
+    assert.equal(metrics.get("ztna_kernel_sessions"), 3);
+    assert.equal(metrics.get(`ztna_kernel_packets_total{direction="forwarded"}`), kernel.forwarded);
+    assert.equal(metrics.get(`ztna_kernel_refused_total{cause="port"}`), kernel.refused.port);
+    assert.equal(metrics.get("ztna_tun_packets_written_total"), kernel.forwarded);
 
     // SIGTERM: the agents first, then the connector; its table and TUN are gone.
     for (const a of agents) assert.equal((await a.stop()).code, 0);

@@ -74,6 +74,10 @@ Deno.test("ztna status shows each end's direct path with bytes per path; replaye
     assert.equal(relayPath.active, false);
     assert.equal(session.counters.migrations, 1);
     assert.ok(typeof session.rttMs === "number" && session.rttMs < 50, `rtt ${session.rttMs}`);
+    // Its TUN: offloads on by default; the 20 echo replies are all that was written to it.
+    assert.deepEqual([agent.tun!.name, agent.tun!.mtu], ["ztna0", 1240]);
+    assert.match(agent.tun!.offloads, /^csum tso4 tso6/);
+    assert.equal(agent.tun!.counters.packetsWritten, 20);
 
     const connector = await lab.status("connector");
     assert.equal(connector.sessions[0].path.split(":")[0], `direct ${lab.agentSite.publicAddress}`);

@@ -12,7 +12,7 @@ import { destroyOnInterrupt, throwIfInterrupted } from "./interrupt.ts";
 import { LossRules } from "./loss.ts";
 import { type MeasureOptions, measureUnderLoss, startIperf3Server } from "./measure.ts";
 import { notMeasured, type PathResult } from "./result.ts";
-import { type Host, Topology } from "./support.ts";
+import { type Child, type Host, Topology } from "./support.ts";
 import { startWireguard } from "./wireguard.ts";
 import { latestWireguardGo, wireguardVersion } from "./wireguard_latest.ts";
 
@@ -85,10 +85,11 @@ async function benchWireguard(
   index: number,
 ): Promise<PathResult[]> {
   const name = index === 0 ? WIREGUARD : WIREGUARD_LATEST;
+  let children: Child[];
   try {
     // The UAPI socket path is global: names carry the topology's random suffix.
     const suffix = `${net.id.split("-")[1]}${index}`;
-    await startWireguard(
+    children = await startWireguard(
       net,
       {
         host: agent,
@@ -110,7 +111,20 @@ async function benchWireguard(
     throwIfInterrupted();
     return notMeasuredAtEachLevel(name, options, error);
   }
-  const results = await measureUnderLoss(name, net, agent, SERVICE_WG[index], options, loss);
+  const processes = children.map((child, i) => ({
+    label: i === 0 ? "agent side" : "service side",
+    pid: child.process.pid,
+  }));
+  const results = await measureUnderLoss(
+    name,
+    net,
+    agent,
+    SERVICE_WG[index],
+    options,
+    loss,
+    undefined,
+    processes,
+  );
   results[0].notes.push(`version: ${await wireguardVersion(binary)}`);
   return results;
 }

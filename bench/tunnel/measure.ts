@@ -1,7 +1,10 @@
 /**
  * iperf3 and ping inside the benchmark's namespaces: a long-running iperf3
- * server, single-stream TCP runs each way (Gbit/s at the receiver) and a ping
- * run (average RTT), at each loss level asked for.
+ * server, single-stream TCP runs each way (Gbit/s at the receiver), four
+ * streams up, a UDP packet rate with small datagrams, an idle ping and a
+ * ping during an upload (average RTT), and the CPU seconds the path's
+ * processes spent per gigabyte of the single-stream upload, at each loss
+ * level asked for (only the single-stream runs under loss).
  *
  * @module
  */
@@ -61,16 +64,64 @@ export async function startIperf3Server(
 
 interface Iperf3Json {
   error?: string;
-  end?: { sum_received?: { bits_per_second?: number } };
+  end?: {
+    sum_received?: { bits_per_second?: number };
+    sum?: { packets?: number; lost_packets?: number; seconds?: number };
+  };
+}
+
+/** Bytes of each datagram of the UDP packet-rate run (iperf3 `-l`). */
+export const UDP_DATAGRAM_BYTES = 64;
+
+/** A process of a path whose CPU time is measured, by its label in the table. */
+export interface MeasuredProcess {
+  label: string;
+  pid: number;
+}
+
+/** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux). */
+const CLOCK_TICKS = 100;
+
+/** User plus system CPU seconds of process `pid` so far (all its threads), from /proc. */
+export function cpuSeconds(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 /** Which way the iperf3 data flows: from the client (upload) or to it (download, `-R`). */
 export type Direction = "up" | "down";
 
+/** Runs iperf3 with `args` after the common ones; its JSON report, or why there is none. */
+async function iperf3Report(
+  net: Topology,
+  client: Host,
+  address: string,
+  seconds: number,
+  port: number,
+  args: string[],
+): Promise<{ ok: true; report: Iperf3Json } | { ok: false; error: string }> {
+  const result = await net.exec(client, [
+    ...["iperf3", "-c", address, "-p", String(port), "-t", String(seconds)],
+    ...["-J", "--connect-timeout", "5000", ...args],
+  ], { timeoutMs: seconds * 1000 + 30_000 });
+  let report: Iperf3Json;
+  try {
+    report = JSON.parse(result.stdout) as Iperf3Json;
+  } catch {
+    return { ok: false, error: `iperf3 exit ${result.code}: ${result.stderr.trim()}` };
+  }
+  if (result.code !== 0 || report.error) {
+    return { ok: false, error: report.error ?? `iperf3 exit ${result.code}` };
+  }
+  return { ok: true, report };
+}
+
 /**
- * One single-stream TCP iperf3 run between `client` and `address:port`, data
- * flowing `direction` (default up: from the client); the value is the
- * receiver's goodput in Gbit/s.
+ * One TCP iperf3 run of `streams` streams (default 1) between `client` and
+ * `address:port`, data flowing `direction` (default up: from the client); the
+ * value is the receiver's goodput in Gbit/s.
  */
 export async function iperf3(
   net: Topology,
@@ -79,22 +130,43 @@ export async function iperf3(
   options: Pick<MeasureOptions, "seconds">,
   port = IPERF_PORT,
   direction: Direction = "up",
+  streams = 1,
 ): Promise<Measured> {
-  const result = await net.exec(client, [
-    ...["iperf3", "-c", address, "-p", String(port), "-t", String(options.seconds)],
-    ...["-P", "1", "-J", "--connect-timeout", "5000", ...(direction === "down" ? ["-R"] : [])],
-  ], { timeoutMs: options.seconds * 1000 + 30_000 });
-  let report: Iperf3Json;
-  try {
-    report = JSON.parse(result.stdout) as Iperf3Json;
-  } catch {
-    return { ok: false, error: `iperf3 exit ${result.code}: ${result.stderr.trim()}` };
-  }
-  const bits = report.end?.sum_received?.bits_per_second;
-  if (result.code !== 0 || report.error || bits === undefined) {
-    return { ok: false, error: report.error ?? `iperf3 exit ${result.code}` };
-  }
+  const run = await iperf3Report(net, client, address, options.seconds, port, [
+    ...["-P", String(streams), ...(direction === "down" ? ["-R"] : [])],
+  ]);
+  if (!run.ok) return run;
+  const bits = run.report.end?.sum_received?.bits_per_second;
+  if (bits === undefined) return { ok: false, error: "iperf3 reported no received rate" };
   return { ok: true, value: bits / 1e9 };
+}
+
+/**
+ * UDP packet rate: iperf3 `-u` with UDP_DATAGRAM_BYTES-byte datagrams sent as
+ * fast as the client can (`-b 0`); the value is thousands of packets per
+ * second that reached the server (sent less lost, over the run).
+ */
+export async function udpRate(
+  net: Topology,
+  client: Host,
+  address: string,
+  options: Pick<MeasureOptions, "seconds">,
+  port = IPERF_PORT,
+): Promise<Measured> {
+  const run = await iperf3Report(net, client, address, options.seconds, port, [
+    ...["-u", "-b", "0", "-l", String(UDP_DATAGRAM_BYTES)],
+  ]);
+  if (!run.ok) return run;
+  const sum = run.report.end?.sum;
+  if (sum?.packets === undefined || sum.lost_packets === undefined || !sum.seconds) {
+    return { ok: false, error: "iperf3 reported no UDP packet counts" };
+  }
+  const lostShare = sum.packets > 0 ? sum.lost_packets / sum.packets : 0;
+  const note = lostShare > 0.05
+    ? `${(lostShare * 100).toFixed(0)} % of the datagrams sent were lost`
+    : undefined;
+  const value = (sum.packets - sum.lost_packets) / sum.seconds / 1000;
+  return { ok: true, value, ...(note ? { note } : {}) };
 }
 
 /** `ping` from `host` to `address`; the value is the average RTT in ms. */
@@ -122,10 +194,46 @@ export async function ping(
 }
 
 /**
+ * `ping` from `host` to `address` while a single-stream upload runs (started
+ * first, pings over its middle): the value is the average RTT in ms under load.
+ */
+export async function loadedPing(
+  net: Topology,
+  host: Host,
+  address: string,
+  options: MeasureOptions,
+): Promise<Measured> {
+  const seconds = Math.max(3, options.seconds);
+  const load = iperf3(net, host, address, { seconds }, IPERF_PORT, "up");
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  const interval = 0.1;
+  const pings = Math.max(5, Math.floor((seconds - 2) / interval));
+  const rtt = await ping(net, host, address, { pings, pingInterval: interval });
+  const loaded = await load;
+  if (!loaded.ok) return { ok: false, error: `the upload under the ping failed: ${loaded.error}` };
+  return rtt;
+}
+
+/** CPU seconds per GB of `bytes` for each of `processes`, from readings before and after. */
+function cpuPerGigabyte(
+  processes: MeasuredProcess[],
+  before: number[],
+  bytes: number,
+): Record<string, number> {
+  const perGb: Record<string, number> = {};
+  processes.forEach((process, i) => {
+    const spent = cpuSeconds(process.pid) - before[i];
+    perGb[process.label] = (perGb[process.label] ?? 0) + spent / (bytes / 1e9);
+  });
+  return perGb;
+}
+
+/**
  * Measures one path at the loss currently applied (`lossPercent`, for the
- * result): iperf3 from `client` to `address`, iperf3 back (`-R`), then ping
- * when there is no loss. A failed iperf3 run is described by `tcpFailure`
- * (default "iperf3 failed: ...").
+ * result): iperf3 from `client` to `address` (with the CPU time of
+ * `processes` over it), iperf3 back (`-R`), then, when there is no loss,
+ * an idle and a loaded ping, four streams up and the UDP packet rate. A failed
+ * iperf3 run is described by `tcpFailure` (default "iperf3 failed: ...").
  */
 export async function measurePath(
   name: string,
@@ -135,29 +243,50 @@ export async function measurePath(
   options: MeasureOptions,
   tcpFailure: (error: string) => string = (error) => `iperf3 failed: ${error}`,
   lossPercent = 0,
+  processes: MeasuredProcess[] = [],
 ): Promise<PathResult> {
   const notes: string[] = [];
   const label = lossPercent > 0 ? ` at ${lossPercent} % loss` : "";
-  const throughput = async (direction: Direction) => {
-    let tcp = await iperf3(net, client, address, options, IPERF_PORT, direction);
+  const figure = (what: string, measured: Measured, failure = (e: string) => e) => {
+    if (!measured.ok) notes.push(`${what}${label}: ${failure(measured.error)}`);
+    else if (measured.note) notes.push(`${what}: ${measured.note}`);
+    return measured.ok ? measured.value : null;
+  };
+  const throughput = async (direction: Direction, streams = 1) => {
+    let tcp = await iperf3(net, client, address, options, IPERF_PORT, direction, streams);
     // Under heavy loss the server may still be closing the previous test.
     for (let retry = 0; retry < 3 && !tcp.ok && /busy/.test(tcp.error); retry++) {
       await new Promise((resolve) => setTimeout(resolve, 2_000));
-      tcp = await iperf3(net, client, address, options, IPERF_PORT, direction);
+      tcp = await iperf3(net, client, address, options, IPERF_PORT, direction, streams);
     }
-    if (!tcp.ok) notes.push(`${direction}${label}: ${tcpFailure(tcp.error)}`);
-    return tcp.ok ? tcp.value : null;
+    const what = streams === 1 ? direction : `${direction} ${streams} streams`;
+    return figure(what, tcp, tcpFailure);
   };
+  const cpuBefore = processes.map((process) => cpuSeconds(process.pid));
   const gbps = await throughput("up");
+  const cpuPerGb = gbps === null || processes.length === 0
+    ? null
+    : cpuPerGigabyte(processes, cpuBefore, gbps * 1e9 / 8 * options.seconds);
   const downGbps = await throughput("down");
-  let pingMs: number | null = null;
-  if (lossPercent === 0) {
-    const rtt = await ping(net, client, address, options);
-    if (!rtt.ok) notes.push(rtt.error);
-    else if (rtt.note) notes.push(rtt.note);
-    pingMs = rtt.ok ? rtt.value : null;
-  }
-  return { name, lossPercent, gbps, downGbps, pingMs, notes };
+  const result: PathResult = {
+    name,
+    lossPercent,
+    gbps,
+    downGbps,
+    fourStreamGbps: null,
+    udpKpps: null,
+    pingMs: null,
+    loadedPingMs: null,
+    cpuPerGb,
+    notes,
+  };
+  if (lossPercent > 0) return result;
+  result.pingMs = figure("ping", await ping(net, client, address, options));
+  result.loadedPingMs = figure("loaded ping", await loadedPing(net, client, address, options));
+  result.fourStreamGbps = await throughput("up", 4);
+  // Last: a UDP flood fills every queue on the path, which would skew what follows it.
+  result.udpKpps = figure("UDP", await udpRate(net, client, address, options));
+  return result;
 }
 
 /**
@@ -172,12 +301,15 @@ export async function measureUnderLoss(
   options: MeasureOptions,
   loss: LossRules,
   tcpFailure?: (error: string) => string,
+  processes: MeasuredProcess[] = [],
 ): Promise<PathResult[]> {
   const results: PathResult[] = [];
   try {
     for (const level of options.losses ?? [0]) {
       await loss.set(level);
-      results.push(await measurePath(name, net, client, address, options, tcpFailure, level));
+      results.push(
+        await measurePath(name, net, client, address, options, tcpFailure, level, processes),
+      );
     }
   } finally {
     await loss.set(0);

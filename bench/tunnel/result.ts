@@ -14,8 +14,16 @@ export interface PathResult {
   gbps: number | null;
   /** iperf3 TCP goodput to the agent side (download, `-R`), Gbit/s. */
   downGbps: number | null;
-  /** Average ping round trip, ms (measured without loss only). */
+  /** iperf3 TCP goodput of four streams from the agent side, Gbit/s (without loss only). */
+  fourStreamGbps: number | null;
+  /** Small UDP datagrams that reached the service side, thousands per second (without loss only). */
+  udpKpps: number | null;
+  /** Average ping round trip on an idle path, ms (without loss only). */
   pingMs: number | null;
+  /** Average ping round trip during a single-stream upload, ms (without loss only). */
+  loadedPingMs: number | null;
+  /** CPU seconds per GB of the single-stream upload, by process label; null for none measured. */
+  cpuPerGb: Record<string, number> | null;
   /** Why a figure is missing (e.g. "TCP not available: ..."). */
   notes: string[];
 }
@@ -28,7 +36,11 @@ export function notMeasured(name: string, error: unknown, lossPercent = 0): Path
     lossPercent,
     gbps: null,
     downGbps: null,
+    fourStreamGbps: null,
+    udpKpps: null,
     pingMs: null,
+    loadedPingMs: null,
+    cpuPerGb: null,
     notes: [`not measured: ${message}`],
   };
 }
@@ -60,8 +72,10 @@ function align(rows: string[][]): string[] {
 }
 
 /**
- * The comparison tables. Without loss: path, upload and download Gbit/s, ping
- * avg ms, and the upload ratio against the paths named in `baselines`. Then,
+ * The comparison tables. Without loss: path, upload and download Gbit/s, four
+ * streams up, UDP kpps, idle and loaded ping ms, and the upload ratios (one
+ * stream and four) against the paths named in `baselines`, then CPU seconds
+ * per GB by process. Then,
  * if any run had loss, every level: upload and download, each as a ratio to
  * Debian's wireguard-go at the same level in the same run. Notes follow, one
  * line each.
@@ -75,26 +89,46 @@ export function formatTable(results: PathResult[], baselines: Baselines): string
     const wireguard = find(baselines.wireguard, 0)?.gbps;
     const latest = find(baselines.wireguardLatest, 0)?.gbps;
     const veth = find(baselines.veth, 0)?.gbps;
+    const fourWireguard = find(baselines.wireguard, 0)?.fourStreamGbps;
+    const fourLatest = find(baselines.wireguardLatest, 0)?.fourStreamGbps;
     lines.push(...align([
       [
         "path",
         "up Gbit/s",
         "down Gbit/s",
-        "ping avg ms",
-        "vs wg-go Debian",
-        "vs wg-go newest",
-        "vs veth",
+        "4 streams",
+        "UDP kpps",
+        "ping ms",
+        "loaded ping",
+        "up vs wg Debian",
+        "up vs wg newest",
+        "up vs veth",
+        "4 vs wg Debian",
+        "4 vs wg newest",
       ],
       ...lossless.map((r) => [
         r.name,
         cell(r.gbps, 3),
         cell(r.downGbps, 3),
+        cell(r.fourStreamGbps, 3),
+        cell(r.udpKpps, 0),
         cell(r.pingMs, 3),
+        cell(r.loadedPingMs, 2),
         ratio(r.gbps, wireguard),
         ratio(r.gbps, latest),
         ratio(r.gbps, veth),
+        ratio(r.fourStreamGbps, fourWireguard),
+        ratio(r.fourStreamGbps, fourLatest),
       ]),
     ]));
+    const cpu = lossless.filter((r) => r.cpuPerGb !== null);
+    if (cpu.length > 0) {
+      lines.push("", "CPU seconds per GB of the single-stream upload, by process:");
+      for (const r of cpu) {
+        const parts = Object.entries(r.cpuPerGb!).map(([label, s]) => `${label} ${s.toFixed(2)}`);
+        lines.push(`  ${r.name}: ${parts.join(", ")}`);
+      }
+    }
   }
   if (results.some((r) => r.lossPercent > 0)) {
     const sorted = [...results].sort((a, b) => a.lossPercent - b.lossPercent);

@@ -83,7 +83,8 @@ async function waitForDevice(
 /**
  * Brings up a WireGuard tunnel between `a` and `b` with the wireguard-go
  * `binary` (default Debian's) on UDP port `port` at both ends; key files go
- * to `dir`. Both processes belong to `net` (stopped by its `destroy()`).
+ * to `dir`. Both processes belong to `net` (stopped by its `destroy()`); resolves
+ * with them (their CPU time is measured).
  */
 export async function startWireguard(
   net: Topology,
@@ -92,7 +93,7 @@ export async function startWireguard(
   dir: string,
   binary = "wireguard-go",
   port = LISTEN_PORT,
-): Promise<void> {
+): Promise<Child[]> {
   const keys = await Promise.all([a, b].map(async (end): Promise<Key> => {
     const privateKey = await wg(["genkey"]);
     const file = `${dir}/${end.ifname}.key`;
@@ -120,4 +121,5 @@ export async function startWireguard(
     await must(net, self.host, ["ip", "addr", "add", self.address, "dev", self.ifname]);
     await must(net, self.host, ["ip", "link", "set", self.ifname, "up"]);
   }
+  return children;
 }

@@ -7,7 +7,10 @@
  * agent` with a TUN device routing the service IP. In `relay` mode the agent
  * runs with `--relay-only`; in `direct` mode the session is measured once it
  * went direct, and the time from the agent's start to its session on the relay
- * and to the direct path is reported. iperf3 and ping run from the agent's
+ * and to the direct path is reported; `kernel` mode is `direct` with the
+ * connector in its kernel-forwarding mode (`--tun`: kernel TCP carries the
+ * flows to iperf3). The CPU time of relay, connector and agent is measured
+ * over the single-stream upload. iperf3 and ping run from the agent's
  * namespace to the service IP, each way, at each loss level asked for (UDP
  * to and from the agent dropped at random in the agent's NAT, as the faults
  * tests do). Up to three last stderr lines of each node (warnings and up) are
@@ -29,7 +32,22 @@ import {
 } from "./support.ts";
 
 /** Table labels of the ztna paths. */
-export const ZTNA = { relay: "ztna over the relay", direct: "ztna direct" } as const;
+export const ZTNA = {
+  relay: "ztna over the relay",
+  direct: "ztna direct",
+  kernel: "ztna direct, kernel connector",
+} as const;
+
+/** How ztna is measured: over the relay, direct, or direct with the connector's kernel mode. */
+export type ZtnaMode = keyof typeof ZTNA;
+
+/** The connector's TUN in the kernel mode (its own namespace: no clash with the agent's). */
+const CONNECTOR_TUN = "ztnac0";
+const TOPOLOGY_PREFIX: Record<ZtnaMode, string> = {
+  relay: "zbenchr",
+  direct: "zbenchd",
+  kernel: "zbenchk",
+};
 
 /** Times from the agent's start (ms). */
 export interface StartTimes {
@@ -99,11 +117,9 @@ function describeTcpFailure(error: string): string {
  */
 export async function benchZtna(
   options: ZtnaOptions,
-  mode: "relay" | "direct",
+  mode: ZtnaMode,
 ): Promise<{ results: PathResult[]; start: StartTimes }> {
-  const topology = await createNatTopology(mode === "relay" ? "zbenchr" : "zbenchd", {
-    homeRouters: true,
-  });
+  const topology = await createNatTopology(TOPOLOGY_PREFIX[mode], { homeRouters: true });
   const org = await makeTestOrg("bench");
   const release = destroyOnInterrupt(topology.net);
   const profile = options.cpuProfileDir;
@@ -139,6 +155,7 @@ export async function benchZtna(
         [
           ...["connector", "--service", "web", "--forward", `127.0.0.1:${IPERF_PORT}`],
           ...["--allow", "alice", "--cert", connectorId.certPath, "--key", connectorId.keyPath],
+          ...(mode === "kernel" ? ["--tun", CONNECTOR_TUN] : []),
           ...common,
         ],
         "connector",
@@ -165,7 +182,7 @@ export async function benchZtna(
     const agentStarted = performance.now();
     await started(agent, "agent");
     const start: StartTimes = { relayMs: performance.now() - agentStarted, directMs: null };
-    if (mode === "direct") {
+    if (mode !== "relay") {
       await agent.stderr!.waitFor(/session web: direct /, 10_000).then(
         () => start.directMs = performance.now() - agentStarted,
         () => {},
@@ -185,9 +202,14 @@ export async function benchZtna(
       options,
       loss,
       describeTcpFailure,
+      [
+        { label: "relay", pid: relay.process.pid },
+        { label: "connector", pid: connector.process.pid },
+        { label: "agent", pid: agent.process.pid },
+      ],
     );
     const result = results[0];
-    if (mode === "direct" && start.directMs === null) {
+    if (mode !== "relay" && start.directMs === null) {
       result.notes.push("the session did not go direct within 10 s: measured on the relay");
     }
     // Stopped gracefully (SIGTERM), so profiles get written and stderr is complete.

@@ -1,5 +1,6 @@
 /** Human output of `ztna status`: aligned columns, like `tailscale status`. */
-import type { NodeStatus } from "./node_status.ts";
+import type { NodeStatus, TunStatus } from "./node_status.ts";
+import type { KernelForwarderStats } from "../connector/kernel/kernel_forwarder.ts";
 import type { RelayStatus } from "./relay_status.ts";
 import { type CertificateExpiryStatus, EXPIRY_WARNING_DAYS } from "../pki/expiry.ts";
 
@@ -39,8 +40,30 @@ export function formatAge(ms: number): string {
 const rtt = (ms: number | null | undefined) =>
   ms === null || ms === undefined ? "-" : `${ms.toFixed(2)} ms`;
 
+/** A TUN device's line: offloads, then what was read and written. */
+function formatTun(tun: TunStatus): string {
+  const c = tun.counters;
+  const superReads = c.gsoTcp4Reads + c.gsoTcp6Reads + c.gsoUdpReads;
+  return `TUN ${tun.name} (mtu ${tun.mtu}, offloads ${tun.offloads}): read ${superReads} ` +
+    `super-packets split into ${c.segmentsSplit}, ${c.readsDropped} reads dropped; wrote ` +
+    `${c.packetsWritten} packets in ${c.writes} writes (${c.segmentsCoalesced} coalesced into ` +
+    `${c.superPacketsWritten})`;
+}
+
+/** The kernel mode's line: pool, table and what its sessions forwarded, refused and dropped. */
+function formatKernel(kernel: KernelForwarderStats): string {
+  const sum = (counts: Record<string, number>) =>
+    Object.values(counts).reduce((total, n) => total + n, 0);
+  return `kernel mode: pool ${kernel.pool}, nftables table ip ${kernel.table}, ` +
+    `${kernel.sessions} sessions; ${kernel.forwarded} of ${kernel.packetsIn} packets from ` +
+    `agents forwarded, ${kernel.packetsOut} back; ${sum(kernel.refused)} refused, ` +
+    `${sum(kernel.dropped)} dropped`;
+}
+
 /** The status of an agent or connector, as lines. */
-export function formatNodeStatus(status: NodeStatus): string[] {
+export function formatNodeStatus(
+  status: NodeStatus & { kernel?: KernelForwarderStats },
+): string[] {
   const { relay } = status;
   const lines = [
     `${status.role} for ${status.services.join(", ") || "no service"}; relay ${relay.address} ` +
@@ -51,6 +74,8 @@ export function formatNodeStatus(status: NodeStatus): string[] {
       ? `NAT ${status.nat.classic} (mapping ${status.nat.mapping}, filtering ${status.nat.filtering})`
       : "NAT not measured (the relay answers no STUN, or the check has not finished)",
     ...(status.certificate ? [formatCertificate(status.certificate)] : []),
+    ...(status.tun ? [formatTun(status.tun)] : []),
+    ...(status.kernel ? [formatKernel(status.kernel)] : []),
     "",
   ];
   if (status.sessions.length === 0) return [...lines, "no sessions"];

@@ -1,6 +1,7 @@
 /** The status document an agent or connector serves on its admin socket. */
 import type { SessionStatus } from "../session/session.ts";
 import type { CertificateExpiryStatus } from "../pki/expiry.ts";
+import { describeOffloads, type TunDevice, type TunStats } from "../tun/mod.ts";
 
 /** A node's relay link, for status output. */
 export interface RelayLinkStatus {
@@ -24,6 +25,17 @@ export interface NodeStatus {
   sessions: SessionStatus[];
   /** The node's certificate expiry (added by the daemon, see lib/cli/daemon.ts). */
   certificate?: CertificateExpiryStatus;
+  /** The node's TUN device: the agent's, or the connector's in kernel mode. */
+  tun?: TunStatus;
+}
+
+/** A TUN device as status shows it. */
+export interface TunStatus {
+  name: string;
+  mtu: number;
+  /** The offloads on, e.g. `csum tso4 tso6`, or `none`. */
+  offloads: string;
+  counters: TunStats;
 }
 
 /** The NAT in front of a node (RFC 4787 behaviours; "undetermined" where a part could not be told). */
@@ -34,4 +46,14 @@ export interface NatStatus {
   filtering: string;
   /** The public addresses the relay's STUN service saw. */
   public: string[];
+}
+
+/** The status of `device`, now. */
+export function tunStatus(device: TunDevice): TunStatus {
+  return {
+    name: device.name,
+    mtu: device.mtu,
+    offloads: describeOffloads(device.offloads),
+    counters: device.stats(),
+  };
 }

@@ -16,7 +16,7 @@ import { type NodeIdentity, TUNNEL_MTU } from "../node/configs.ts";
 import { Node } from "../node/node.ts";
 import { FatalRelayError, RelayRequestError } from "../node/relay_link.ts";
 import { isAccessDenied, type Session } from "../session/session.ts";
-import type { NodeStatus } from "../admin/node_status.ts";
+import { type NodeStatus, tunStatus } from "../admin/node_status.ts";
 import { TunDevice } from "../tun/mod.ts";
 import { unreachableReply } from "./unreachable.ts";
 import { OpenTcpFlows } from "./open_tcp_flows.ts";
@@ -148,7 +148,7 @@ export class Agent {
 
   /** What the agent does now, for its admin socket. */
   status(): NodeStatus {
-    return this.node.status(this.#services.map((s) => s.name));
+    return { ...this.node.status(this.#services.map((s) => s.name)), tun: tunStatus(this.#tun) };
   }
 
   async #openSession(service: AgentService): Promise<void> {

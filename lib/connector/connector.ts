@@ -210,7 +210,9 @@ export class Connector {
 
   /** What the connector does now, for its admin socket. */
   status(): ConnectorStatus {
-    const kernel = this.#kernel ? { kernel: this.#kernel.stats() } : {};
+    const kernel = this.#kernel
+      ? { kernel: this.#kernel.stats(), tun: this.#kernel.tunStatus() }
+      : {};
     return {
       ...this.node.status(this.serviceNames),
       terminator: this.terminatorStats(),

@@ -1,7 +1,8 @@
 /**
  * An agent's or connector's Prometheus metrics, read from its status at each
  * scrape: the relay link, each session's RTT, bytes and packets per path kind
- * and its active path, the connector's limits, and the node's QUIC endpoint.
+ * and its active path, the connector's limits, the TUN device and the kernel
+ * mode (tun_metrics.ts), and the node's QUIC endpoint.
  * Sessions are labelled by service and peer (names certificates grant); several
  * sessions of one agent to one service add up into one series. Path kinds are
  * `relay` and `direct`, never addresses or ports.
@@ -12,10 +13,12 @@ import type { TerminatorTotals } from "../connector/connector.ts";
 import type { EndpointStats } from "../quic/endpoint.ts";
 import { byLabel, readCounter, readGauge, type Sample, single } from "./collectors.ts";
 import { registerEndpointMetrics } from "./endpoint_metrics.ts";
+import { registerKernelMetrics, registerTunMetrics } from "./tun_metrics.ts";
+import type { KernelForwarderStats } from "../connector/kernel/kernel_forwarder.ts";
 
 /** What node metrics read: the node's status (a connector's has its terminator totals). */
 export interface NodeMetricsSource {
-  status(): NodeStatus & { terminator?: TerminatorTotals };
+  status(): NodeStatus & { terminator?: TerminatorTotals; kernel?: KernelForwarderStats };
   endpointStats(): EndpointStats;
 }
 
@@ -38,7 +41,7 @@ function add<L extends string>(
 /** A running agent or connector: its status and its node's endpoint. */
 export interface NodeDaemon {
   readonly node: { readonly endpoint: { readonly stats: EndpointStats } };
-  status(): NodeStatus & { terminator?: TerminatorTotals };
+  status(): NodeStatus & { terminator?: TerminatorTotals; kernel?: KernelForwarderStats };
 }
 
 /** The `collectors` a daemon's metrics registry gets for a running agent or connector. */
@@ -133,7 +136,10 @@ export function registerNodeMetrics(registry: Registry, source: NodeMetricsSourc
     labelNames: ["service", "peer", "path", "direction"],
     read: perPath(false),
   });
-  if (source.status().terminator) registerConnectorMetrics(registry, () => source.status());
+  const at = source.status();
+  if (at.terminator) registerConnectorMetrics(registry, () => source.status());
+  if (at.tun) registerTunMetrics(registry, () => source.status().tun);
+  if (at.kernel) registerKernelMetrics(registry, () => source.status().kernel);
   registerEndpointMetrics(registry, () => source.endpointStats());
 }
 

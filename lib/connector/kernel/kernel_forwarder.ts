@@ -31,6 +31,7 @@ import { formatAddress, type SocketAddress } from "../../net/address.ts";
 import { parseIpAddress } from "../../packet/mod.ts";
 import { TUNNEL_MTU } from "../../node/configs.ts";
 import { TunDevice } from "../../tun/mod.ts";
+import { type TunStatus, tunStatus } from "../../admin/node_status.ts";
 import type { PublishedService } from "../services.ts";
 import { AddressPool, DEFAULT_POOL, ipv4ToNumber, numberToIpv4 } from "./address_pool.ts";
 import { checkTargetRoutes, configureTunSysctls, KernelModeError } from "./host_setup.ts";
@@ -208,6 +209,11 @@ export class KernelForwarder {
       pool: this.#pool.prefix,
       sessions: this.#sessions.size,
     };
+  }
+
+  /** The TUN device's status (offloads, counters). */
+  tunStatus(): TunStatus {
+    return tunStatus(this.#tun);
   }
 
   /** Packets the nftables table dropped (its `refused` counter). */
