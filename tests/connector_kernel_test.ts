@@ -297,6 +297,11 @@ Deno.test("kernel mode: ping, UDP, HTTP and 50 MB through the kernel; two agents
     const tun = afterRefusal.tun!;
     assert.deepEqual([tun.name, tun.mtu], [TUN, 1240]);
     assert.equal(tun.counters.packetsWritten, kernel.forwarded);
+    // Offloads on: the downloads left the kernel as TSO super-packets, split before sending.
+    assert.match(tun.offloads, /^csum tso4 tso6/);
+    assert.ok(tun.counters.gsoTcp4Reads > 0, `${tun.counters.gsoTcp4Reads} TSO reads`);
+    assert.ok(tun.counters.segmentsSplit > tun.counters.gsoTcp4Reads, "super-packets split");
+    assert.equal(tun.counters.readsDropped, 0);
     const text = await must(
       net,
       connectorHost,
@@ -304,7 +309,9 @@ Deno.test("kernel mode: ping, UDP, HTTP and 50 MB through the kernel; two agents
     );
     assert.match(
       text,
-      new RegExp(`TUN ${TUN} \\(mtu 1240, offloads none\\): .* wrote ${kernel.forwarded} packets`),
+      new RegExp(
+        `TUN ${TUN} \\(mtu 1240, offloads csum tso4 tso6[^)]*\\): .* wrote ${kernel.forwarded} packets`,
+      ),
     );
     assert.match(
       text,

@@ -22,6 +22,10 @@
  *   MASQUERADE: it sees the connector's address. A target on this host (127.0.0.1 or one
  *   of its addresses) is delivered locally and sees the session's pool address; loopback
  *   works because the TUN alone has `route_localnet` (host_setup.ts). Targets must be IPv4.
+ * - Offloads. The TUN has the agent's offloads (virtio headers, TSO/checksum offload): the
+ *   kernel's super-packets are split in the reader, and the packets of one task are written
+ *   as a batch in which consecutive TCP segments of a flow go as one (GRO), so kernel TCP
+ *   gets fewer, larger packets; where the kernel refuses offloads the TUN runs plain.
  * - Lifetime. The TUN (MTU TUNNEL_MTU), its sysctls and the table `ztna_<tun>` are made at
  *   start and removed at close; a table left by a killed connector with the same TUN name
  *   is replaced at the next start.
@@ -110,6 +114,12 @@ export class KernelForwarder {
   readonly #reading: Promise<void>;
   #closing: Promise<void> | undefined;
 
+  /** A batch of queued TUN writes failed (counted; the kernel's TCP resends). */
+  readonly #onWriteError = (error: Error) => {
+    this.#stats.dropped.writeFailed++;
+    log.debug("TUN write failed: {error}", { error: String(error) });
+  };
+
   private constructor(tun: TunDevice, pool: AddressPool) {
     this.#tun = tun;
     this.#pool = pool;
@@ -137,6 +147,7 @@ export class KernelForwarder {
       name: options.tun,
       mtu: TUNNEL_MTU,
       addresses: [`${numberToIpv4(pool.gateway)}/${length}`],
+      offloads: true,
     });
     let installed = false;
     try {
@@ -183,7 +194,7 @@ export class KernelForwarder {
     const byPort = new Map([...targets].map(([port, target]) => [port, targetAddress(target)]));
     const first = targets.values().next().value!;
     const session = new KernelSession(pooled, { byPort, echo: targetAddress(first) }, {
-      write: (packet) => this.#tun.write(packet),
+      write: (packet) => this.#tun.queue(packet, this.#onWriteError),
       send,
       stats: this.#stats,
       scratch: this.#scratch,

@@ -37,7 +37,7 @@ import {
 export interface KernelStats {
   /** Packets from agents. */
   packetsIn: number;
-  /** Packets from agents written to the TUN. */
+  /** Packets from agents handed to the TUN (written in batches, see `dropped.writeFailed`). */
   forwarded: number;
   /** Packets from the TUN sent to agents. */
   packetsOut: number;
@@ -53,7 +53,7 @@ export interface KernelStats {
     noSession: number;
     /** From the TUN: from no target of the session. */
     notFromTarget: number;
-    /** The TUN write failed. */
+    /** Batches of TUN writes that failed (each holds one or more forwarded packets). */
     writeFailed: number;
   };
 }
@@ -77,7 +77,7 @@ export interface SessionTargets {
 
 /** What a session writes to and sends with. */
 export interface SessionIo {
-  /** Writes a packet to the TUN (the bytes are used during the call only). */
+  /** Writes a packet to the TUN, or queues a copy for a batched write (the bytes are used during the call only). */
   write(packet: Uint8Array): void;
   /** Sends a packet to the agent. */
   send(packet: Uint8Array): void;
