@@ -194,45 +194,56 @@ export async function ping(
 }
 
 /**
- * `ping` from `host` to `address` while a single-stream upload runs (started
- * first, pings over its middle): the value is the average RTT in ms under load.
+ * Pings from `host` to `address` over the middle of an upload of `seconds`
+ * that starts now (from 1 s in, every 0.1 s): the value is the average RTT in
+ * ms under load.
  */
-export async function loadedPing(
+async function pingDuringUpload(
   net: Topology,
   host: Host,
   address: string,
-  options: MeasureOptions,
+  seconds: number,
 ): Promise<Measured> {
-  const seconds = Math.max(3, options.seconds);
-  const load = iperf3(net, host, address, { seconds }, IPERF_PORT, "up");
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   const interval = 0.1;
-  const pings = Math.max(5, Math.floor((seconds - 2) / interval));
-  const rtt = await ping(net, host, address, { pings, pingInterval: interval });
-  const loaded = await load;
-  if (!loaded.ok) return { ok: false, error: `the upload under the ping failed: ${loaded.error}` };
-  return rtt;
+  const pings = Math.max(5, Math.floor((seconds - 1.5) / interval));
+  return await ping(net, host, address, { pings, pingInterval: interval });
 }
 
-/** CPU seconds per GB of `bytes` for each of `processes`, from readings before and after. */
+/**
+ * CPU seconds per GB of `bytes` for each of `processes` (summed by label),
+ * from readings before and after; an Error if either reading failed.
+ */
 function cpuPerGigabyte(
   processes: MeasuredProcess[],
-  before: number[],
+  before: number[] | Error,
+  after: number[] | Error,
   bytes: number,
-): Record<string, number> {
+): Record<string, number> | Error {
+  if (before instanceof Error) return before;
+  if (after instanceof Error) return after;
   const perGb: Record<string, number> = {};
   processes.forEach((process, i) => {
-    const spent = cpuSeconds(process.pid) - before[i];
-    perGb[process.label] = (perGb[process.label] ?? 0) + spent / (bytes / 1e9);
+    perGb[process.label] = (perGb[process.label] ?? 0) + (after[i] - before[i]) / (bytes / 1e9);
   });
   return perGb;
+}
+
+/** `cpuSeconds` of each process, or why one cannot be read (e.g. it exited). */
+function readCpu(processes: MeasuredProcess[]): number[] | Error {
+  try {
+    return processes.map((process) => cpuSeconds(process.pid));
+  } catch (error) {
+    return new Error(`CPU time not readable: ${(error as Error).message}`);
+  }
 }
 
 /**
  * Measures one path at the loss currently applied (`lossPercent`, for the
  * result): iperf3 from `client` to `address` (with the CPU time of
- * `processes` over it), iperf3 back (`-R`), then, when there is no loss,
- * an idle and a loaded ping, four streams up and the UDP packet rate. A failed
+ * `processes` over it and, when there is no loss, pings over its middle: the
+ * loaded ping), iperf3 back (`-R`), then, when there is no loss, an idle
+ * ping, four streams up and the UDP packet rate. A failed
  * iperf3 run is described by `tcpFailure` (default "iperf3 failed: ...").
  */
 export async function measurePath(
@@ -262,11 +273,19 @@ export async function measurePath(
     const what = streams === 1 ? direction : `${direction} ${streams} streams`;
     return figure(what, tcp, tcpFailure);
   };
-  const cpuBefore = processes.map((process) => cpuSeconds(process.pid));
-  const gbps = await throughput("up");
-  const cpuPerGb = gbps === null || processes.length === 0
-    ? null
-    : cpuPerGigabyte(processes, cpuBefore, gbps * 1e9 / 8 * options.seconds);
+  const cpuBefore = readCpu(processes);
+  // Without loss, the loaded ping runs over this upload (ICMP: a negligible share of its CPU).
+  const [gbps, loadedPing] = await Promise.all([
+    throughput("up"),
+    lossPercent === 0 ? pingDuringUpload(net, client, address, options.seconds) : null,
+  ]);
+  const cpuAfter = readCpu(processes);
+  let cpuPerGb: Record<string, number> | null = null;
+  if (gbps !== null && processes.length > 0) {
+    const perGb = cpuPerGigabyte(processes, cpuBefore, cpuAfter, gbps * 1e9 / 8 * options.seconds);
+    if (perGb instanceof Error) notes.push(`CPU s/GB: ${perGb.message}`);
+    else cpuPerGb = perGb;
+  }
   const downGbps = await throughput("down");
   const result: PathResult = {
     name,
@@ -281,8 +300,11 @@ export async function measurePath(
     notes,
   };
   if (lossPercent > 0) return result;
+  result.loadedPingMs = figure(
+    "loaded ping",
+    gbps !== null && loadedPing ? loadedPing : { ok: false, error: "the upload under it failed" },
+  );
   result.pingMs = figure("ping", await ping(net, client, address, options));
-  result.loadedPingMs = figure("loaded ping", await loadedPing(net, client, address, options));
   result.fourStreamGbps = await throughput("up", 4);
   // Last: a UDP flood fills every queue on the path, which would skew what follows it.
   result.udpKpps = figure("UDP", await udpRate(net, client, address, options));

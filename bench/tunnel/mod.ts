@@ -108,11 +108,12 @@ export async function runTunnelSuite(options: TunnelSuiteOptions): Promise<void>
     results.find((r) => r.name === name && r.lossPercent === 0)?.gbps;
   for (const [path, baseline, target] of TARGETS) {
     const measured = lossless(path), base = lossless(baseline);
-    if (!measured || !base) continue;
-    const ratio = measured / base;
+    const ratio = measured && base ? measured / base : null;
     console.log(
-      `target ${path} >= ${target}x ${baseline}: ${ratio.toFixed(2)}x, ` +
-        (ratio >= target ? "met" : "NOT met"),
+      `target ${path} >= ${target}x ${baseline} (up): ` +
+        (ratio === null
+          ? "not measured (see notes)"
+          : `${ratio.toFixed(2)}x, ${ratio >= target ? "met" : "NOT met"}`),
     );
   }
   for (const line of lossTargets(results)) console.log(line);

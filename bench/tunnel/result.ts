@@ -121,13 +121,13 @@ export function formatTable(results: PathResult[], baselines: Baselines): string
         ratio(r.fourStreamGbps, fourLatest),
       ]),
     ]));
-    const cpu = lossless.filter((r) => r.cpuPerGb !== null);
-    if (cpu.length > 0) {
-      lines.push("", "CPU seconds per GB of the single-stream upload, by process:");
-      for (const r of cpu) {
-        const parts = Object.entries(r.cpuPerGb!).map(([label, s]) => `${label} ${s.toFixed(2)}`);
-        lines.push(`  ${r.name}: ${parts.join(", ")}`);
-      }
+    lines.push("", "CPU s/GB of the single-stream upload, by process:");
+    for (const r of lossless) {
+      const parts = Object.entries(r.cpuPerGb ?? {}).map(([label, s]) =>
+        `${label} ${s.toFixed(2)}`
+      );
+      const why = r.name === baselines.veth ? " (kernel only: no tunnel process)" : " (see notes)";
+      lines.push(`  ${r.name}: ${parts.length > 0 ? parts.join(", ") : `-${why}`}`);
     }
   }
   if (results.some((r) => r.lossPercent > 0)) {

@@ -35,7 +35,7 @@ import {
 export const ZTNA = {
   relay: "ztna over the relay",
   direct: "ztna direct",
-  kernel: "ztna direct, kernel connector",
+  kernel: "ztna direct (kernel connector)",
 } as const;
 
 /** How ztna is measured: over the relay, direct, or direct with the connector's kernel mode. */
