@@ -19,9 +19,15 @@
  * --loss LIST (random loss each way, % , default 0: e.g. `--loss 0,1,5`).
  * Every path runs iperf3 both ways (upload agent → service, download `-R`) at
  * every loss level; lossy levels print a second table with ratios to Debian's
- * wireguard-go at the same level. Loss runs are opt-in: the default (no
- * loss) keeps the tunnel suite near 3 minutes (5 paths × 2 × 10 s, pings and
- * set-up); each extra level adds about 2 minutes at --seconds 10, so
+ * wireguard-go at the same level. Columns without loss: up/down Gbit/s (one
+ * stream), "4 streams" (`-P 4` up), "UDP kpps" (64-byte datagrams, `-b 0`:
+ * thousands received per second at the server), "ping ms" (idle) and "loaded
+ * ping" (0.1 s pings during the single-stream upload), ratios of the upload
+ * and of the four streams to the baselines; then CPU s/GB of each process
+ * over the upload (/proc utime+stime; raw veth: kernel only, "-"), and the
+ * issue's targets. Loss runs are opt-in: the default (no loss, 6 paths × 4
+ * runs of --seconds, idle pings, set-up) is about 5 minutes at --seconds 10;
+ * each extra level adds about 2 minutes at --seconds 10, so
  * `--suite tunnel --loss 0,1,5 --seconds 5` is the loss run of choice
  * (measured: 5 minutes).
  *
