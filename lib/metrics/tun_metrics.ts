@@ -28,6 +28,11 @@ export function registerTunMetrics(registry: Registry, tun: () => TunStatus | un
     read: () => single(counters()?.segmentsSplit ?? 0),
   });
   readCounter(registry, {
+    name: "ztna_tun_checksums_completed_total",
+    help: "Plain packets read whose partial checksum (checksum offload) was completed.",
+    read: () => single(counters()?.checksumsCompleted ?? 0),
+  });
+  readCounter(registry, {
     name: "ztna_tun_reads_dropped_total",
     help: "Reads dropped: a super-packet that could not be split, or longer than the MTU.",
     read: () => single(counters()?.readsDropped ?? 0),
@@ -46,6 +51,11 @@ export function registerTunMetrics(registry: Registry, tun: () => TunStatus | un
     name: "ztna_tun_segments_coalesced_total",
     help: "Packets written as part of a coalesced TCP super-packet.",
     read: () => single(counters()?.segmentsCoalesced ?? 0),
+  });
+  readCounter(registry, {
+    name: "ztna_tun_super_packets_written_total",
+    help: "Coalesced TCP super-packets written to the TUN device (one write each).",
+    read: () => single(counters()?.superPacketsWritten ?? 0),
   });
 }
 
