@@ -118,9 +118,13 @@ Deno.test("mutual TLS handshake, 10,000 DATAGRAMs each way and a 10 MB stream", 
     assert.equal(stream.receivedLength, 10 * 1024 * 1024);
     assert.equal(stream.received, stream.sent);
 
+    assert.equal(connection.isClosing, false);
     connection.close(0, "done");
+    // Closing at once, freed only after draining.
+    assert.deepEqual([connection.isClosing, connection.isClosed], [true, false]);
     const reason = await connection.closed;
     assert.deepEqual(reason, { by: "local", isApplication: true, code: 0, reason: "done" });
+    assert.deepEqual([connection.isClosing, connection.isClosed], [true, true]);
     const serverSide = await ctx.accepted[0].closed;
     assert.equal(serverSide.by, "peer");
     assert.equal(serverSide.reason, "done");

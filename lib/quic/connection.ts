@@ -204,6 +204,8 @@ export class Connection implements StreamHost {
   readonly #streams = new Map<number, QuicStream>();
   #nextLocalStream: number;
   #isEstablished = false;
+  /** Set once this end closed the connection (its CONNECTION_CLOSE is queued or sent). */
+  #closeSent = false;
   #peerCertificate: Uint8Array | null = null;
   #alpn = "";
   #datagramsDropped = 0;
@@ -256,6 +258,16 @@ export class Connection implements StreamHost {
   /** True once the connection is closed and freed. */
   get isClosed(): boolean {
     return this.#pointer === null;
+  }
+
+  /**
+   * True from the moment either end closed the connection: while it drains (nothing more
+   * can be sent on it) and once it is freed.
+   */
+  get isClosing(): boolean {
+    if (this.#pointer === null || this.#closeSent) return true;
+    const q = quiche();
+    return q.quiche_conn_is_draining(this.#pointer) || q.quiche_conn_is_closed(this.#pointer);
   }
 
   /** The peer's leaf certificate (DER), once established; null if it sent none. */
@@ -424,6 +436,7 @@ export class Connection implements StreamHost {
 
   #close(isApplication: boolean, code: number, reason: string): void {
     if (this.#pointer === null) return;
+    this.#closeSent = true;
     const bytes = closeReasonBytes(reason);
     quiche().quiche_conn_close(
       this.#pointer,

@@ -137,8 +137,6 @@ export class Relay {
   /** Refused requests: debug lines, and a summary at info once a minute. */
   readonly #refusals = new RefusalLog(["ztna", "relay"]);
   readonly #controlStallMs: number;
-  /** Nodes disconnected for not reading their control stream, until their connection is gone. */
-  readonly #cutOff = new WeakSet<RelayNode>();
   readonly #maxNodes: number;
   readonly #requestsPerSecond: number;
   /** Nodes that said hello, by their connection. */
@@ -445,13 +443,12 @@ export class Relay {
    * settles once the message is written, for a caller about to close.
    */
   #post(node: RelayNode, message: Message): Promise<void> {
-    // A node already cut off is still draining (not yet closed): it is counted once.
-    if (node.connection.isClosed || this.#cutOff.has(node)) return Promise.resolve();
+    // A node being closed (cut off here, or draining) gets nothing more, and is counted once.
+    if (node.connection.isClosing) return Promise.resolve();
     const control = node.control;
     if (
       control.pendingBytes > this.#maxControlBacklog || control.stalledMs > this.#controlStallMs
     ) {
-      this.#cutOff.add(node);
       this.#stats.nodesNotReading++;
       log.warn("{name} does not read its control stream ({bytes} bytes waiting): disconnected", {
         name: node.grants.name,
