@@ -5,8 +5,44 @@
  */
 import type { Registry } from "prom-client";
 import type { TunStatus } from "../admin/node_status.ts";
+import type { TunStats } from "../tun/mod.ts";
 import type { KernelForwarderStats } from "../connector/kernel/kernel_forwarder.ts";
 import { byLabel, readCounter, readGauge, single } from "./collectors.ts";
+
+/** The TUN's unlabelled counters: metric name, help, and the `TunStats` field it reads. */
+const TUN_COUNTERS: [string, string, keyof TunStats][] = [
+  [
+    "ztna_tun_segments_split_total",
+    "Packets the super-packets read were split into.",
+    "segmentsSplit",
+  ],
+  [
+    "ztna_tun_checksums_completed_total",
+    "Plain packets read whose partial checksum (checksum offload) was completed.",
+    "checksumsCompleted",
+  ],
+  [
+    "ztna_tun_reads_dropped_total",
+    "Reads dropped: a super-packet that could not be split, or longer than the MTU.",
+    "readsDropped",
+  ],
+  ["ztna_tun_packets_written_total", "Packets written to the TUN device.", "packetsWritten"],
+  [
+    "ztna_tun_writes_total",
+    "write() calls on the TUN device (coalesced TCP segments go in one).",
+    "writes",
+  ],
+  [
+    "ztna_tun_segments_coalesced_total",
+    "Packets written as part of a coalesced TCP super-packet.",
+    "segmentsCoalesced",
+  ],
+  [
+    "ztna_tun_super_packets_written_total",
+    "Coalesced TCP super-packets written to the TUN device (one write each).",
+    "superPacketsWritten",
+  ],
+];
 
 /** Registers the TUN device's collectors; `tun` reads its status now. */
 export function registerTunMetrics(registry: Registry, tun: () => TunStatus | undefined): void {
@@ -22,41 +58,9 @@ export function registerTunMetrics(registry: Registry, tun: () => TunStatus | un
         : [];
     },
   });
-  readCounter(registry, {
-    name: "ztna_tun_segments_split_total",
-    help: "Packets the super-packets read were split into.",
-    read: () => single(counters()?.segmentsSplit ?? 0),
-  });
-  readCounter(registry, {
-    name: "ztna_tun_checksums_completed_total",
-    help: "Plain packets read whose partial checksum (checksum offload) was completed.",
-    read: () => single(counters()?.checksumsCompleted ?? 0),
-  });
-  readCounter(registry, {
-    name: "ztna_tun_reads_dropped_total",
-    help: "Reads dropped: a super-packet that could not be split, or longer than the MTU.",
-    read: () => single(counters()?.readsDropped ?? 0),
-  });
-  readCounter(registry, {
-    name: "ztna_tun_packets_written_total",
-    help: "Packets written to the TUN device.",
-    read: () => single(counters()?.packetsWritten ?? 0),
-  });
-  readCounter(registry, {
-    name: "ztna_tun_writes_total",
-    help: "write() calls on the TUN device (coalesced TCP segments go in one).",
-    read: () => single(counters()?.writes ?? 0),
-  });
-  readCounter(registry, {
-    name: "ztna_tun_segments_coalesced_total",
-    help: "Packets written as part of a coalesced TCP super-packet.",
-    read: () => single(counters()?.segmentsCoalesced ?? 0),
-  });
-  readCounter(registry, {
-    name: "ztna_tun_super_packets_written_total",
-    help: "Coalesced TCP super-packets written to the TUN device (one write each).",
-    read: () => single(counters()?.superPacketsWritten ?? 0),
-  });
+  for (const [name, help, key] of TUN_COUNTERS) {
+    readCounter(registry, { name, help, read: () => single(counters()?.[key] ?? 0) });
+  }
 }
 
 /** Registers the kernel mode's collectors; `kernel` reads its counters now. */
