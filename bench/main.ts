@@ -26,7 +26,7 @@
  * and of the four streams to the baselines; then CPU s/GB of each process
  * over the upload (/proc utime+stime; raw veth: kernel only, "-"), and the
  * issue's targets. Loss runs are opt-in: the default (no loss, 6 paths × 4
- * runs of --seconds, idle pings, set-up) is about 5 minutes at --seconds 10;
+ * runs of --seconds, idle pings, set-up) is about 6 minutes at --seconds 10;
  * each extra level adds about 2 minutes at --seconds 10, so
  * `--suite tunnel --loss 0,1,5 --seconds 5` is the loss run of choice
  * (measured: 5 minutes).
