@@ -56,6 +56,47 @@ Deno.test("reassembly: overlaps trimmed, pieces bounded, in-order hand-back, SAC
   assert.deepEqual(Array.from(r.next(at(7))!), [7, 8], "trimmed to rcvNxt");
 });
 
+Deno.test("reassembly: a window of segments behind one gap is one range; gaps filled from either side merge", () => {
+  const base = 0xfffff000; // wraps at 2^32 inside the window
+  const at = (n: number) => (base + n) >>> 0;
+  const MSS = 1200, SEGMENTS = 900;
+  const payload = (n: number) => Uint8Array.from({ length: MSS }, (_, i) => (n * 7 + i) & 0xff);
+  const r = new Reassembly(1024);
+  for (let n = 1; n <= SEGMENTS; n++) {
+    assert.equal(r.insert(at(n * MSS), payload(n), base), "stored");
+  }
+  assert.deepEqual(r.sackBlocks(4), [[at(MSS), at((SEGMENTS + 1) * MSS)]], "one block, not 900");
+  // Another gap, then a segment that touches only the range after it, then the one between.
+  assert.equal(r.insert(at((SEGMENTS + 3) * MSS), payload(SEGMENTS + 3), base), "stored");
+  assert.equal(
+    r.insert(at((SEGMENTS + 2) * MSS + 600), payload(0).subarray(0, 600), base),
+    "stored",
+  );
+  assert.deepEqual(r.sackBlocks(4), [
+    [at((SEGMENTS + 2) * MSS + 600), at((SEGMENTS + 4) * MSS)],
+    [at(MSS), at((SEGMENTS + 1) * MSS)],
+  ], "the latest block first");
+  assert.equal(r.insert(at((SEGMENTS + 1) * MSS), new Uint8Array(1800), base), "stored");
+  assert.deepEqual(r.sackBlocks(4), [[at(MSS), at((SEGMENTS + 4) * MSS)]], "merged into one");
+  assert.equal(r.next(base), undefined, "the first segment is still missing");
+  let rcvNxt = at(MSS), bytes = 0;
+  for (let piece = r.next(rcvNxt); piece; piece = r.next(rcvNxt)) {
+    if (bytes < SEGMENTS * MSS) assert.deepEqual(piece, payload(bytes / MSS + 1));
+    bytes += piece.length;
+    rcvNxt = (rcvNxt + piece.length) >>> 0;
+  }
+  assert.equal(bytes, (SEGMENTS + 3) * MSS);
+  assert.ok(r.empty);
+  const small = new Reassembly(2);
+  assert.equal(small.insert(at(100), payload(1), base), "stored");
+  assert.equal(small.insert(at(100 + MSS), payload(2), base), "stored");
+  assert.equal(
+    small.insert(at(100 + 2 * MSS), payload(3), base),
+    "full",
+    "segments, not ranges, count",
+  );
+});
+
 Deno.test("SACK scoreboard: merges, ignores bogus blocks, forgets what is acknowledged", () => {
   const una = 0xffffff00;
   const at = (n: number) => (una + n) >>> 0;

@@ -14,7 +14,8 @@ export interface TcpTuning {
   synBacklog?: number;
   /** Most connections at once (every state); further SYNs are dropped. Default 4096. */
   maxConnections?: number;
-  /** Most out-of-order pieces buffered per connection; more are dropped. Default 128. */
+  /** Most out-of-order segments buffered per connection (the window bounds their bytes); more
+   * are dropped. Default 1024: a whole 1 MiB window of full segments behind one loss. */
   maxOutOfOrderSegments?: number;
   /** Retransmission timeout before any RTT sample (RFC 6298: 1 s). */
   initialRtoMs?: number;
@@ -45,7 +46,7 @@ const LIMITS: { [K in keyof TcpConfig]: [number, number, number] } = {
   sendBuffer: [256 * 1024, 1024, 1 << 30],
   synBacklog: [128, 1, 1 << 20],
   maxConnections: [4096, 1, 1 << 24],
-  maxOutOfOrderSegments: [128, 0, 1 << 16],
+  maxOutOfOrderSegments: [1024, 0, 1 << 16],
   initialRtoMs: [1000, 1, 600_000],
   minRtoMs: [200, 1, 600_000],
   maxRtoMs: [60_000, 1, 600_000],

@@ -26,8 +26,10 @@ export interface TcpCounters {
   spuriousRetransmissions: number;
   /** Tail loss probes sent: no ACK for 2 SRTT with data in flight (RFC 8985 §7). */
   tailLossProbes: number;
-  /** Data segments received ahead of a gap and buffered (or dropped when the buffer was full). */
+  /** Data segments received ahead of a gap (buffered, or dropped when the buffer was full). */
   outOfOrder: number;
+  /** Of those, segments dropped because the out-of-order buffer held its limit. */
+  outOfOrderDropped: number;
   /** Packets that failed IP or TCP parsing (bad checksum, truncated, bad offsets, port 0). */
   droppedMalformed: number;
   /** IP packets that did not carry TCP. */
@@ -56,6 +58,7 @@ export function zeroCounters(): TcpCounters {
     tailLossProbes: 0,
     spuriousRetransmissions: 0,
     outOfOrder: 0,
+    outOfOrderDropped: 0,
     droppedMalformed: 0,
     droppedNotTcp: 0,
     synsDropped: 0,

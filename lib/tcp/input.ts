@@ -211,7 +211,9 @@ function receiveData(tcb: Tcb, seq: number, payload: Uint8Array): boolean {
   }
   if (start > 0) {
     tcb.host.counters.outOfOrder++;
-    tcb.reassembly.insert(seqAdd(tcb.rcvNxt, start), data, tcb.rcvNxt);
+    if (tcb.reassembly.insert(seqAdd(tcb.rcvNxt, start), data, tcb.rcvNxt) === "full") {
+      tcb.host.counters.outOfOrderDropped++;
+    }
     tcb.sendAck(); // a duplicate ACK (with SACK) at once, for the peer's fast retransmit
     return cut;
   }

@@ -1,13 +1,19 @@
 /**
- * Out-of-order received data: non-overlapping copied pieces kept in sequence order, at most
- * `maxPieces` of them, handed back once the gap before them is filled. Also the source of SACK
- * blocks (RFC 2018).
+ * Out-of-order received data: copied segments kept in sequence order, at most `maxSegments`
+ * of them (their bytes are bounded by the advertised window), handed back once the gap
+ * before them is filled. Also the source of SACK blocks (RFC 2018).
+ *
+ * Segments that touch form one range, so the cost of an arrival or a SACK is in the number
+ * of gaps, not of buffered segments: after a loss a whole window of segments arrives behind
+ * one gap, each appended to the last range in constant time.
  */
 import { seqAdd, seqDiff } from "../packet/mod.ts";
 
-interface Piece {
-  seq: number;
-  data: Uint8Array;
+/** Contiguous buffered data: [start, end) sequence numbers, its segments in order. */
+interface Range {
+  start: number;
+  end: number;
+  chunks: Uint8Array[];
 }
 
 /** What `insert` did with a segment. */
@@ -15,90 +21,133 @@ export type InsertResult = "stored" | "duplicate" | "full";
 
 /** The out-of-order buffer of one connection. */
 export class Reassembly {
-  readonly #maxPieces: number;
-  #pieces: Piece[] = [];
+  readonly #maxSegments: number;
+  /** Sorted, disjoint and never adjacent (ranges that come to touch are merged). */
+  #ranges: Range[] = [];
+  #segments = 0;
   /** Sequence number of the most recently stored segment (its SACK block goes first). */
   #latest = 0;
 
-  constructor(maxPieces: number) {
-    this.#maxPieces = maxPieces;
+  constructor(maxSegments: number) {
+    this.#maxSegments = maxSegments;
   }
 
   /** Whether nothing is buffered. */
   get empty(): boolean {
-    return this.#pieces.length === 0;
+    return this.#ranges.length === 0;
   }
 
   /**
    * Stores the parts of `data` (at `seq`, after `rcvNxt`) not already held, copying them.
-   * The whole segment is refused ("full") if that would exceed the piece limit.
+   * The whole segment is refused ("full") if that would exceed the segment limit.
    */
   insert(seq: number, data: Uint8Array, rcvNxt: number): InsertResult {
     const start = seqDiff(seq, rcvNxt);
     const end = start + data.length;
+    const ranges = this.#ranges;
+    const last = ranges[ranges.length - 1];
+    if (last === undefined || seqDiff(last.end, rcvNxt) <= start) {
+      // The common case: at or past the end of everything held.
+      if (this.#segments >= this.#maxSegments) return "full";
+      const chunk = data.slice();
+      if (last !== undefined && seqDiff(last.end, rcvNxt) === start) {
+        last.chunks.push(chunk);
+        last.end = seqAdd(last.end, chunk.length);
+      } else {
+        ranges.push({ start: seq, end: seqAdd(seq, chunk.length), chunks: [chunk] });
+      }
+      this.#segments++;
+      this.#latest = seq;
+      return "stored";
+    }
     const fresh: Array<[number, number]> = [];
     let cursor = start;
-    for (const piece of this.#pieces) {
-      const pieceStart = seqDiff(piece.seq, rcvNxt);
-      const pieceEnd = pieceStart + piece.data.length;
-      if (pieceEnd <= cursor) continue;
-      if (pieceStart >= end) break;
-      if (pieceStart > cursor) fresh.push([cursor, pieceStart]);
-      cursor = Math.max(cursor, pieceEnd);
+    for (const range of ranges) {
+      const rangeStart = seqDiff(range.start, rcvNxt);
+      const rangeEnd = seqDiff(range.end, rcvNxt);
+      if (rangeEnd <= cursor) continue;
+      if (rangeStart >= end) break;
+      if (rangeStart > cursor) fresh.push([cursor, rangeStart]);
+      cursor = Math.max(cursor, rangeEnd);
       if (cursor >= end) break;
     }
     if (cursor < end) fresh.push([cursor, end]);
     if (fresh.length === 0) return "duplicate";
-    if (this.#pieces.length + fresh.length > this.#maxPieces) return "full";
+    if (this.#segments + fresh.length > this.#maxSegments) return "full";
     for (const [from, to] of fresh) {
-      const piece = {
-        seq: seqAdd(rcvNxt, from),
-        data: data.slice(from - start, to - start),
-      };
-      let at = this.#pieces.length;
-      while (at > 0 && seqDiff(this.#pieces[at - 1].seq, rcvNxt) > from) at--;
-      this.#pieces.splice(at, 0, piece);
+      this.#place(seqAdd(rcvNxt, from), data.slice(from - start, to - start), rcvNxt);
     }
+    this.#segments += fresh.length;
     this.#latest = seq;
     return "stored";
   }
 
+  /** Puts `chunk` (at `seq`, overlapping nothing held) into its range, merging neighbours. */
+  #place(seq: number, chunk: Uint8Array, rcvNxt: number): void {
+    const ranges = this.#ranges;
+    const from = seqDiff(seq, rcvNxt);
+    const to = from + chunk.length;
+    let i = 0;
+    while (i < ranges.length && seqDiff(ranges[i].start, rcvNxt) < from) i++;
+    const before = ranges[i - 1];
+    const after = ranges[i];
+    const joinsBefore = before !== undefined && seqDiff(before.end, rcvNxt) === from;
+    const joinsAfter = after !== undefined && seqDiff(after.start, rcvNxt) === to;
+    if (joinsBefore && joinsAfter) {
+      before.chunks.push(chunk, ...after.chunks);
+      before.end = after.end;
+      ranges.splice(i, 1);
+    } else if (joinsBefore) {
+      before.chunks.push(chunk);
+      before.end = seqAdd(before.end, chunk.length);
+    } else if (joinsAfter) {
+      after.chunks.unshift(chunk);
+      after.start = seq;
+    } else {
+      ranges.splice(i, 0, { start: seq, end: seqAdd(seq, chunk.length), chunks: [chunk] });
+    }
+  }
+
   /**
-   * Removes and returns the data now next in sequence at `rcvNxt` (trimmed of any part
-   * before it), or undefined when a gap remains. Pieces wholly before `rcvNxt` are dropped.
+   * Removes and returns the next buffered segment if it is now in sequence at `rcvNxt`
+   * (trimmed of any part before it), or undefined when a gap remains. Segments wholly
+   * before `rcvNxt` are dropped.
    */
   next(rcvNxt: number): Uint8Array | undefined {
-    while (this.#pieces.length > 0) {
-      const piece = this.#pieces[0];
-      const start = seqDiff(piece.seq, rcvNxt);
+    const ranges = this.#ranges;
+    while (ranges.length > 0) {
+      const first = ranges[0];
+      const start = seqDiff(first.start, rcvNxt);
       if (start > 0) return undefined;
-      this.#pieces.shift();
-      if (start + piece.data.length > 0) return piece.data.subarray(-start);
+      const chunk = first.chunks.shift()!;
+      this.#segments--;
+      first.start = seqAdd(first.start, chunk.length);
+      if (first.chunks.length === 0) ranges.shift();
+      if (start + chunk.length > 0) return chunk.subarray(-start);
     }
     return undefined;
   }
 
   /**
-   * Up to `max` SACK blocks ([left, right) sequence numbers) of the buffered data, adjacent
-   * pieces merged; the block holding the most recently stored segment comes first.
+   * Up to `max` SACK blocks ([left, right) sequence numbers) of the buffered data, one per
+   * range; the block holding the most recently stored segment comes first.
    */
   sackBlocks(max: number): Array<[number, number]> {
-    const blocks: Array<[number, number]> = [];
-    for (const piece of this.#pieces) {
-      const end = seqAdd(piece.seq, piece.data.length);
-      const last = blocks[blocks.length - 1];
-      if (last && last[1] === piece.seq) last[1] = end;
-      else blocks.push([piece.seq, end]);
-    }
-    const latest = blocks.findIndex(([left, right]) =>
-      seqDiff(this.#latest, left) >= 0 && seqDiff(right, this.#latest) > 0
+    const ranges = this.#ranges;
+    const latest = ranges.findIndex((range) =>
+      seqDiff(this.#latest, range.start) >= 0 && seqDiff(range.end, this.#latest) > 0
     );
-    if (latest > 0) blocks.unshift(...blocks.splice(latest, 1));
+    const blocks: Array<[number, number]> = [];
+    if (latest >= 0) blocks.push([ranges[latest].start, ranges[latest].end]);
+    for (let i = 0; i < ranges.length && blocks.length < max; i++) {
+      if (i !== latest) blocks.push([ranges[i].start, ranges[i].end]);
+    }
     return blocks.slice(0, max);
   }
 
   /** Drops everything. */
   clear(): void {
-    this.#pieces = [];
+    this.#ranges = [];
+    this.#segments = 0;
   }
 }
