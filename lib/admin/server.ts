@@ -18,6 +18,9 @@ export class AdminSocketInUseError extends Error {
   }
 }
 
+/** The status document now, or a promise of it (when some figures must be read first). */
+export type StatusSource = () => unknown;
+
 /** A listening admin socket. */
 export class AdminServer {
   /** The socket's path. */
@@ -25,31 +28,38 @@ export class AdminServer {
   readonly #listener: Deno.Listener;
   readonly #serving: Promise<void>;
 
-  private constructor(path: string, listener: Deno.Listener, status: () => unknown) {
+  private constructor(path: string, listener: Deno.Listener, status: StatusSource) {
     this.path = path;
     this.#listener = listener;
     this.#serving = this.#serve(status);
   }
 
-  /** Listens on `path`; every connection gets `JSON.stringify(status())` and a newline. */
-  static async listen(path: string, status: () => unknown): Promise<AdminServer> {
+  /** Listens on `path`; every connection gets `JSON.stringify(await status())` and a newline. */
+  static async listen(path: string, status: StatusSource): Promise<AdminServer> {
     const dir = dirname(path);
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
     if (await answers(path)) throw new AdminSocketInUseError(path);
     await Deno.remove(path).catch((error) => {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     });
-    const listener = Deno.listen({ transport: "unix", path });
+    let listener: Deno.Listener;
+    try {
+      listener = Deno.listen({ transport: "unix", path });
+    } catch (error) {
+      // Another daemon bound it between our check and now (two started at once).
+      if (error instanceof Deno.errors.AddrInUse) throw new AdminSocketInUseError(path);
+      throw error;
+    }
     await Deno.chmod(path, 0o600);
     log.debug("admin socket at {path}", { path });
     return new AdminServer(path, listener, status);
   }
 
-  async #serve(status: () => unknown): Promise<void> {
+  async #serve(status: StatusSource): Promise<void> {
     for await (const connection of this.#listener) {
       void (async () => {
         try {
-          const body = new TextEncoder().encode(`${JSON.stringify(status())}\n`);
+          const body = new TextEncoder().encode(`${JSON.stringify(await status())}\n`);
           for (let offset = 0; offset < body.length;) {
             offset += await connection.write(body.subarray(offset));
           }
