@@ -160,6 +160,7 @@ export const command = defineCommand({
       await serveUntilShutdown("connector", values["admin-socket"], () => connector.status(), {
         metrics,
         collectors: nodeDaemonCollectors(connector),
+        refresh: () => connector.refreshStatus(),
         certificateFile: nodeOptions(values).identity.certificateFile,
       });
     } finally {

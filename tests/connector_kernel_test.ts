@@ -272,6 +272,14 @@ Deno.test("kernel mode: ping, UDP, HTTP and 50 MB through the kernel; two agents
     ]);
     for (const digest of digests) assert.equal(digest.split(" ")[0], sha256(BIG));
 
+    // Into the TUN unasked: the target host pings a session's pool address; the table drops
+    // and counts each echo (not a reply to anything), so none reaches a session.
+    const dropsBefore = await kernelRefused();
+    await must(net, target, ["ip", "route", "add", "100.127.0.0/16", "via", "10.200.3.1"]);
+    const unasked = await net.exec(target, ["ping", "-c", "3", "-i", "0.2", "-W", "1", seenBy[0]]);
+    assert.match(unasked.stdout, /3 packets transmitted, 0 received/);
+    assert.equal(await kernelRefused(), dropsBefore + 3, "the table did not drop the 3 echoes");
+
     // A port no service forwards: refused at once (RST, ICMP port unreachable), reaching nothing.
     const beforeRefusal = await status();
     const guardBefore = await kernelRefused();
@@ -287,6 +295,7 @@ Deno.test("kernel mode: ping, UDP, HTTP and 50 MB through the kernel; two agents
 
     const kernel = afterRefusal.kernel!;
     assert.equal(kernel.sessions, 3);
+    assert.equal(kernel.nftablesDropped, dropsBefore + 3, "status: the table's counter");
     // Every byte of the two downloads came out of the TUN in packets of at most the TUN MTU.
     const minimumOut = Math.ceil((2 * BIG.length) / 1240);
     assert.ok(kernel.packetsOut >= minimumOut, `packets out ${kernel.packetsOut} < ${minimumOut}`);
@@ -316,7 +325,8 @@ Deno.test("kernel mode: ping, UDP, HTTP and 50 MB through the kernel; two agents
     assert.match(
       text,
       new RegExp(
-        `kernel mode: pool 100\\.127\\.0\\.0/16, nftables table ip ztna_${TUN}, 3 sessions; ${kernel.forwarded} of ${kernel.packetsIn} packets`,
+        `kernel mode: pool 100\\.127\\.0\\.0/16, nftables table ip ztna_${TUN}, 3 sessions; ${kernel.forwarded} of ${kernel.packetsIn} packets.*; nftables dropped ${kernel.nftablesDropped}$`,
+        "m",
       ),
     );
     // The same counters on /metrics (nothing crosses the TUN while the nodes idle), promtool-clean.
@@ -329,6 +339,7 @@ Deno.test("kernel mode: ping, UDP, HTTP and 50 MB through the kernel; two agents
     assert.equal(metrics.get(`ztna_kernel_packets_total{direction="forwarded"}`), kernel.forwarded);
     assert.equal(metrics.get(`ztna_kernel_refused_total{cause="port"}`), kernel.refused.port);
     assert.equal(metrics.get("ztna_tun_packets_written_total"), kernel.forwarded);
+    assert.equal(metrics.get("ztna_kernel_nftables_dropped_total"), kernel.nftablesDropped);
 
     // SIGTERM: the agents first, then the connector; its table and TUN are gone.
     for (const a of agents) assert.equal((await a.stop()).code, 0);

@@ -266,6 +266,10 @@ Deno.test("metrics: relay, connector and agent on loopback pass promtool with kn
       conn.terminator.tcpBufferBudget,
     );
     assert.equal(
+      connectorMetrics.get("ztna_connector_tcp_accepted_total"),
+      conn.terminator.tcp.connectionsAccepted,
+    );
+    assert.equal(
       connectorMetrics.get("ztna_certificate_expiry_timestamp_seconds"),
       connectorExpiry.getTime() / 1000,
     );

@@ -5,6 +5,7 @@
  * internet and replayed with their original source (an on-path attacker),
  * and forged ones, are refused and counted, and the session stays put.
  */
+import type { ConnectorStatus } from "../lib/connector/connector.ts";
 import assert from "node:assert/strict";
 import { denoCommand } from "../lib/netns/mod.ts";
 import { type LabSites, SERVICE_IP, withP2pLab } from "./support/p2p_lab.ts";
@@ -115,6 +116,23 @@ Deno.test("ztna status shows each end's direct path with bytes per path; replaye
     assert.equal(after.counters.migrations, 1);
     const again = await net.exec(lab.agentHost, ["ping", "-c", "5", "-i", "0.05", SERVICE_IP]);
     assert.match(again.stdout, /5 received/);
+
+    // One HTTP request: the connector's userspace TCP shows the one connection it accepted.
+    const page = await net.exec(lab.agentHost, [
+      ...["curl", "-sS", "--max-time", "10", `http://${SERVICE_IP}:8080/`],
+    ]);
+    assert.equal(page.stdout, "hello through ztna\n", page.stderr);
+    const tcp = (await lab.status("connector") as ConnectorStatus).terminator.tcp;
+    assert.equal(tcp.connectionsAccepted, 1);
+    assert.equal(tcp.connectionsReset + tcp.connectionsTimedOut + tcp.outOfOrderDropped, 0);
+    const connectorText = await net.exec(
+      lab.connectorHost,
+      denoCommand(MAIN, ["status", "--socket", `${lab.webRoot}/connector.sock`]),
+    );
+    assert.match(
+      connectorText.stdout,
+      /\nuserspace TCP: 1 connection accepted \(\d open, 0 reset, 0 timed out\); segments \d+ in/,
+    );
   });
 });
 

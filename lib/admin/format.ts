@@ -1,4 +1,5 @@
 /** Human output of `ztna status`: aligned columns, like `tailscale status`. */
+import type { TcpCounters } from "../tcp/counters.ts";
 import type { NodeStatus, TunStatus } from "./node_status.ts";
 import type { KernelForwarderStats } from "../connector/kernel/kernel_forwarder.ts";
 import type { RelayStatus } from "./relay_status.ts";
@@ -50,19 +51,31 @@ function formatTun(tun: TunStatus): string {
     `${c.superPacketsWritten})`;
 }
 
-/** The kernel mode's line: pool, table and what its sessions forwarded, refused and dropped. */
+/**
+ * The kernel mode's line: pool, table, what its sessions forwarded, refused and dropped, and
+ * what the nftables table dropped.
+ */
 function formatKernel(kernel: KernelForwarderStats): string {
   const sum = (counts: Record<string, number>) =>
     Object.values(counts).reduce((total, n) => total + n, 0);
   return `kernel mode: pool ${kernel.pool}, nftables table ip ${kernel.table}, ` +
     `${kernel.sessions} sessions; ${kernel.forwarded} of ${kernel.packetsIn} packets from ` +
     `agents forwarded, ${kernel.packetsOut} back; ${sum(kernel.refused)} refused, ` +
-    `${sum(kernel.dropped)} dropped`;
+    `${sum(kernel.dropped)} dropped; nftables dropped ${kernel.nftablesDropped}`;
+}
+
+/** The rootless connector's userspace TCP, totals since start, as one line. */
+function formatTcp(c: TcpCounters): string {
+  return `userspace TCP: ${plural(c.connectionsAccepted, "connection")} accepted ` +
+    `(${c.connectionsActive} open, ${c.connectionsReset} reset, ${c.connectionsTimedOut} ` +
+    `timed out); segments ${c.segmentsIn} in, ${c.segmentsOut} out, ${c.retransmissions} ` +
+    `resent (${c.retransmissionTimeouts} timeouts, ${c.fastRetransmits} loss recoveries); ` +
+    `${c.outOfOrder} out of order (${c.outOfOrderDropped} dropped)`;
 }
 
 /** The status of an agent or connector, as lines. */
 export function formatNodeStatus(
-  status: NodeStatus & { kernel?: KernelForwarderStats },
+  status: NodeStatus & { kernel?: KernelForwarderStats; terminator?: { tcp: TcpCounters } },
 ): string[] {
   const { relay } = status;
   const lines = [
@@ -76,6 +89,7 @@ export function formatNodeStatus(
     ...(status.certificate ? [formatCertificate(status.certificate)] : []),
     ...(status.tun ? [formatTun(status.tun)] : []),
     ...(status.kernel ? [formatKernel(status.kernel)] : []),
+    ...(status.terminator && !status.kernel ? [formatTcp(status.terminator.tcp)] : []),
     "",
   ];
   if (status.sessions.length === 0) return [...lines, "no sessions"];

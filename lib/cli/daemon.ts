@@ -57,6 +57,11 @@ export interface DaemonExtras {
   /** Registers the daemon's own collectors (relay or node metrics) in its registry. */
   collectors?: (registry: Registry) => void;
   /**
+   * Reads the figures that cannot be read synchronously (the kernel mode's nftables
+   * counter); awaited before each status answer and each metrics scrape.
+   */
+  refresh?: () => Promise<void>;
+  /**
    * The daemon's certificate file (or a function naming the current one, for
    * a daemon that reloads its identity): its expiry is read on demand.
    */
@@ -85,9 +90,11 @@ export async function serveUntilShutdown(
   const metrics = extras.metrics && startMetrics(extras.metrics, extras, expiry);
   let admin: AdminServer | undefined;
   try {
+    const document = withCertificate(status, expiry);
+    const refresh = extras.refresh;
     admin = await AdminServer.listen(
       path ?? defaultAdminSocket(role),
-      withCertificate(status, expiry),
+      refresh ? async () => (await refresh(), document()) : document,
     );
   } catch (error) {
     if (!(error instanceof AdminSocketInUseError)) {
@@ -128,7 +135,11 @@ function startMetrics(
   extras: DaemonExtras,
   expiry: CertificateExpiry | undefined,
 ): MetricsServer {
-  const server = MetricsServer.listen(address, daemonRegistry(expiry, extras.collectors));
+  const server = MetricsServer.listen(
+    address,
+    daemonRegistry(expiry, extras.collectors),
+    extras.refresh,
+  );
   log.info("metrics at {url}", { url: server.url });
   return server;
 }

@@ -18,6 +18,7 @@ import type { Session } from "../session/session.ts";
 import type { SessionTableLimits } from "../session/session_table.ts";
 import type { NodeStatus } from "../admin/node_status.ts";
 import { readGrants } from "../pki/grants.ts";
+import { addCounters, type TcpCounters, zeroCounters } from "../tcp/counters.ts";
 import { type TcpHandler, Terminator } from "./terminator.ts";
 import { RefusalLog } from "../events/refusal_log.ts";
 import { type ConnectorLimitOptions, ConnectorLimits, type ConnectorLimitStats } from "./limits.ts";
@@ -98,14 +99,32 @@ interface ServedService {
   targets: Map<number, SocketAddress>;
 }
 
-/** Counters of every live session's terminator, summed, and the process's limits. */
-export interface TerminatorTotals extends ConnectorLimitStats {
+/** Counters of every session's terminator (live and ended), summed. */
+interface TerminatorCounts {
   packetsIn: number;
   echoReplies: number;
   /** Packets refused with an ICMP unreachable (ports, protocols, UDP flow refusals). */
   refused: number;
-  /** New UDP flows the live sessions refused (limits and sockets that failed to open). */
+  /** New UDP flows refused (limits and sockets that failed to open). */
   udpFlowsRefused: number;
+  /** The userspace TCP stacks' counters; gauges among them count live connections. */
+  tcp: TcpCounters;
+}
+
+/** The terminators' totals since start, and the process's limits. */
+export type TerminatorTotals = TerminatorCounts & ConnectorLimitStats;
+
+function zeroTerminatorCounts(): TerminatorCounts {
+  return { packetsIn: 0, echoReplies: 0, refused: 0, udpFlowsRefused: 0, tcp: zeroCounters() };
+}
+
+/** Adds `terminator`'s counters to `into`. */
+function addTerminator(into: TerminatorCounts, terminator: Terminator): void {
+  into.packetsIn += terminator.stats.packetsIn;
+  into.echoReplies += terminator.stats.echoReplies;
+  into.refused += terminator.stats.refused;
+  into.udpFlowsRefused += terminator.udp.stats.flowsRefused;
+  if (terminator.tcpCounters) addCounters(into.tcp, terminator.tcpCounters);
 }
 
 /** What the connector does now: the node's status and the terminators' totals. */
@@ -125,6 +144,8 @@ export class Connector {
   #options: ConnectorOptions;
   readonly #services: Map<string, ServedService>;
   readonly #terminators = new Set<Terminator>();
+  /** The counters of terminators whose sessions ended, so the totals never go back. */
+  readonly #ended = zeroTerminatorCounts();
   #kernel: KernelForwarder | undefined;
   /** Refused agents: debug lines, and a summary at info once a minute. */
   readonly #refusals = new RefusalLog(["ztna", "connector"]);
@@ -194,18 +215,19 @@ export class Connector {
   }
 
   /**
-   * Counters of every live session's terminator, summed, with the process's limits (open UDP
-   * flows and TCP connections, refusals, buffer budget, descriptors that ran out).
+   * Counters of every session's terminator since start (those of ended sessions kept), with
+   * the process's limits (open UDP flows and TCP connections, refusals, buffer budget,
+   * descriptors that ran out).
    */
   terminatorStats(): TerminatorTotals {
-    const out = { packetsIn: 0, echoReplies: 0, refused: 0, udpFlowsRefused: 0 };
-    for (const t of this.#terminators) {
-      out.packetsIn += t.stats.packetsIn;
-      out.echoReplies += t.stats.echoReplies;
-      out.refused += t.stats.refused;
-      out.udpFlowsRefused += t.udp.stats.flowsRefused;
-    }
+    const out = { ...this.#ended, tcp: { ...this.#ended.tcp } };
+    for (const terminator of this.#terminators) addTerminator(out, terminator);
     return { ...out, ...this.limits.stats() };
+  }
+
+  /** Reads the figures `status()` cannot read itself (the kernel mode's nftables counter). */
+  async refreshStatus(): Promise<void> {
+    await this.#kernel?.refresh();
   }
 
   /** What the connector does now, for its admin socket. */
@@ -284,7 +306,7 @@ export class Connector {
     });
     connection.closed.then(() => {
       terminator.close();
-      this.#terminators.delete(terminator);
+      if (this.#terminators.delete(terminator)) addTerminator(this.#ended, terminator);
     });
   }
 

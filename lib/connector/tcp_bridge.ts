@@ -46,6 +46,7 @@ export function tcpHandler(
   return {
     receive: (packet) => stack.receive(packet),
     close: () => stack.close(),
+    counters: stack.counters,
   };
 }
 

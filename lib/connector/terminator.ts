@@ -19,6 +19,7 @@ import {
   writeEchoReply,
 } from "../packet/mod.ts";
 import type { SocketAddress } from "../net/address.ts";
+import type { TcpCounters } from "../tcp/counters.ts";
 import type { ConnectorLimits } from "./limits.ts";
 import { UdpFlows } from "./udp_flows.ts";
 
@@ -34,6 +35,8 @@ export interface TerminatorStats {
 export interface TcpHandler {
   receive(packet: Uint8Array, ip: IpPacket): void;
   close(): void;
+  /** The TCP stack's counters (live: read them, do not write). */
+  readonly counters: TcpCounters;
 }
 
 /** Terminates one session's packets. */
@@ -116,5 +119,10 @@ export class Terminator {
   close(): void {
     this.udp.close();
     this.#tcp?.close();
+  }
+
+  /** The session's TCP counters, or null when it terminates no TCP. */
+  get tcpCounters(): TcpCounters | null {
+    return this.#tcp?.counters ?? null;
   }
 }

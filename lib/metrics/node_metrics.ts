@@ -1,8 +1,8 @@
 /**
  * An agent's or connector's Prometheus metrics, read from its status at each
  * scrape: the relay link, each session's RTT, bytes and packets per path kind
- * and its active path, the connector's limits, the TUN device and the kernel
- * mode (tun_metrics.ts), and the node's QUIC endpoint.
+ * and its active path, the connector's limits and userspace TCP (tcp_metrics.ts),
+ * the TUN device and the kernel mode (tun_metrics.ts), and the node's QUIC endpoint.
  * Sessions are labelled by service and peer (names certificates grant); several
  * sessions of one agent to one service add up into one series. Path kinds are
  * `relay` and `direct`, never addresses or ports.
@@ -14,6 +14,7 @@ import type { EndpointStats } from "../quic/endpoint.ts";
 import { byLabel, readCounter, readGauge, type Sample, single } from "./collectors.ts";
 import { registerEndpointMetrics } from "./endpoint_metrics.ts";
 import { registerKernelMetrics, registerTunMetrics } from "./tun_metrics.ts";
+import { registerTcpMetrics } from "./tcp_metrics.ts";
 import type { KernelForwarderStats } from "../connector/kernel/kernel_forwarder.ts";
 
 /** What node metrics read: the node's status (a connector's has its terminator totals). */
@@ -137,7 +138,10 @@ export function registerNodeMetrics(registry: Registry, source: NodeMetricsSourc
     read: perPath(false),
   });
   const at = source.status();
-  if (at.terminator) registerConnectorMetrics(registry, () => source.status());
+  if (at.terminator) {
+    registerConnectorMetrics(registry, () => source.status());
+    if (!at.kernel) registerTcpMetrics(registry, () => source.status().terminator!.tcp);
+  }
   if (at.tun) registerTunMetrics(registry, () => source.status().tun);
   if (at.kernel) registerKernelMetrics(registry, () => source.status().kernel);
   registerEndpointMetrics(registry, () => source.endpointStats());

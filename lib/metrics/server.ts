@@ -1,6 +1,7 @@
 /**
  * The HTTP endpoint Prometheus scrapes: `GET /metrics` answers the registry's
- * text exposition; every other path is 404, every other method 405.
+ * text exposition (after `refresh`, when given, has read the figures that need a
+ * read of their own); every other path is 404, every other method 405.
  */
 import type { Registry } from "prom-client";
 import { formatAddress, type SocketAddress } from "../net/address.ts";
@@ -25,13 +26,17 @@ export class MetricsServer {
   }
 
   /** Listens on `address`; throws MetricsAddressInUseError if it is taken. */
-  static listen(address: SocketAddress, registry: Registry): MetricsServer {
+  static listen(
+    address: SocketAddress,
+    registry: Registry,
+    refresh?: () => Promise<void>,
+  ): MetricsServer {
     try {
       return new MetricsServer(Deno.serve({
         hostname: address.hostname,
         port: address.port,
         onListen: () => {},
-      }, (request) => answer(request, registry)));
+      }, (request) => answer(request, registry, refresh)));
     } catch (error) {
       if (error instanceof Deno.errors.AddrInUse) {
         throw new MetricsAddressInUseError(formatAddress(address));
@@ -53,7 +58,11 @@ export class MetricsServer {
   }
 }
 
-async function answer(request: Request, registry: Registry): Promise<Response> {
+async function answer(
+  request: Request,
+  registry: Registry,
+  refresh: (() => Promise<void>) | undefined,
+): Promise<Response> {
   if (new URL(request.url).pathname !== "/metrics") {
     return new Response("not found: metrics are at /metrics\n", { status: 404 });
   }
@@ -61,6 +70,7 @@ async function answer(request: Request, registry: Registry): Promise<Response> {
     return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
   }
   try {
+    await refresh?.();
     return new Response(await registry.metrics(), {
       headers: { "content-type": registry.contentType },
     });

@@ -98,6 +98,12 @@ export function registerKernelMetrics(
     },
   });
   readCounter(registry, {
+    name: "ztna_kernel_nftables_dropped_total",
+    help: "Packets the kernel mode's nftables table dropped: not to a forward target, or into " +
+      "the TUN without being a reply.",
+    read: () => single(kernel()?.nftablesDropped ?? 0),
+  });
+  readCounter(registry, {
     name: "ztna_kernel_dropped_total",
     help: "Packets the kernel mode dropped without an answer, by cause.",
     labelNames: ["cause"],

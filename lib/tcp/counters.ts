@@ -66,3 +66,8 @@ export function zeroCounters(): TcpCounters {
     sendFailures: 0,
   };
 }
+
+/** Adds every counter of `from` to `into` (totals of stacks that ended, plus live ones). */
+export function addCounters(into: TcpCounters, from: TcpCounters): void {
+  for (const key of Object.keys(from) as (keyof TcpCounters)[]) into[key] += from[key];
+}

@@ -72,6 +72,8 @@ export interface KernelForwarderStats extends KernelStats {
   table: string;
   pool: string;
   sessions: number;
+  /** Packets the nftables table dropped (its `refused` counter), as of the last `refresh()`. */
+  nftablesDropped: number;
 }
 
 /** The IPv4 address of a target as a number; a KernelModeError for anything else. */
@@ -110,6 +112,7 @@ export class KernelForwarder {
   readonly #pool: AddressPool;
   readonly #sessions = new Map<number, KernelSession>();
   readonly #stats = emptyKernelStats();
+  #nftablesDropped = 0;
   readonly #scratch = new Uint8Array(1500);
   readonly #reading: Promise<void>;
   #closing: Promise<void> | undefined;
@@ -219,6 +222,7 @@ export class KernelForwarder {
       table: natTableName(this.#tun.name),
       pool: this.#pool.prefix,
       sessions: this.#sessions.size,
+      nftablesDropped: this.#nftablesDropped,
     };
   }
 
@@ -227,9 +231,17 @@ export class KernelForwarder {
     return tunStatus(this.#tun);
   }
 
-  /** Packets the nftables table dropped (its `refused` counter). */
-  refusedByKernel(): Promise<number> {
-    return natRefusedPackets(this.#tun.name);
+  /**
+   * Reads the nftables table's `refused` counter (a subprocess, so not in `stats()` itself);
+   * a failed read keeps the last value and is logged.
+   */
+  async refresh(): Promise<void> {
+    if (this.#closing) return;
+    try {
+      this.#nftablesDropped = await natRefusedPackets(this.#tun.name);
+    } catch (error) {
+      log.debug("reading the nftables counter: {error}", { error: String(error) });
+    }
   }
 
   #fromTun(packet: Uint8Array): void {
