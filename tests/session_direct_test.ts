@@ -98,3 +98,49 @@ Deno.test("on loopback a session goes direct: live migration, the relay forwards
     await org.cleanup();
   }
 });
+
+Deno.test("on IPv6 loopback a session goes direct to the connector's [::1] socket; the relay forwards nothing more", async () => {
+  const org = await makeTestOrg("direct6");
+  const relay = Relay.start({
+    listen: { hostname: "::1", port: 0 },
+    ...await nodeIdentity(org, "relay-1", "relay"),
+  });
+  const nodes: TestNode[] = [];
+  try {
+    const bind = { hostname: "::1", port: 0 };
+    const connector = startNode(
+      relay.address,
+      await nodeIdentity(org, "conn-1", "connector", ["web"]),
+      "connector",
+      { bind },
+    );
+    const agent = startNode(relay.address, await nodeIdentity(org, "alice", "agent"), "agent", {
+      bind,
+    });
+    nodes.push(connector, agent);
+    await connector.node.start();
+    await agent.node.start();
+    await connector.link.register("web");
+    const session = await agent.node.openSession("web");
+    const direct = formatAddress(connector.endpoint.localAddress);
+    assert.match(direct, /^\[::1\]:\d+$/);
+    await waitFor(
+      () => session.status().path === `direct ${direct}`,
+      "the session to go direct over IPv6",
+      5_000,
+    );
+    const forwarded = relay.sessionSnapshots()[0];
+    assert.equal(await datagramRoundTrips(session.connection!, 500, 1_200), 500);
+    const after = relay.sessionSnapshots()[0];
+    assert.deepEqual(
+      [after.agentToConnector, after.connectorToAgent],
+      [forwarded.agentToConnector, forwarded.connectorToAgent],
+      "the relay forwarded packets of a direct session",
+    );
+    assert.equal(session.counters.migrations, 1);
+  } finally {
+    for (const node of nodes) await stopNode(node);
+    await relay.close();
+    await org.cleanup();
+  }
+});

@@ -99,6 +99,8 @@ export function startNode(
     sessionLimits?: SessionTableLimits;
     /** Connector: agents it accepts (default: every one). */
     allow?: string[];
+    /** The node's socket address (default 127.0.0.1, any port). */
+    bind?: SocketAddress;
   } = {},
 ): TestNode {
   const accepted: Connection[] = [];
@@ -107,7 +109,7 @@ export function startNode(
     relay,
     relayName: options.serverName ?? RELAY_NAME,
     role,
-    bind: { hostname: "127.0.0.1", port: 0 },
+    bind: options.bind ?? { hostname: "127.0.0.1", port: 0 },
     relayOnly: options.relayOnly,
     sessionLimits: options.sessionLimits,
     acceptAgent: options.allow
