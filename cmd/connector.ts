@@ -161,7 +161,8 @@ export const command = defineCommand({
         metrics,
         collectors: nodeDaemonCollectors(connector),
         refresh: () => connector.refreshStatus(),
-        certificateFile: nodeOptions(values).identity.certificateFile,
+        // The file a reload names from now on: its expiry is what status and metrics show.
+        certificateFile: () => connector.certificateFile,
       });
     } finally {
       stopReloading();

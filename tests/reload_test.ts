@@ -9,6 +9,7 @@
  * new connections the new certificate.
  */
 import assert from "node:assert/strict";
+import { readStatus } from "../lib/admin/client.ts";
 import { Connector } from "../lib/connector/connector.ts";
 import { IdentityCheckError } from "../lib/identity/identity_check.ts";
 import { summarizeCertificate, summarizeCertificateFile } from "../lib/identity/summary.ts";
@@ -294,14 +295,14 @@ Deno.test("SIGHUP: a real connector re-reads its --config file: an agent removed
   const relay = Relay.start({ listen: { hostname: "127.0.0.1", port: 0 }, ...relayId });
   const echo = udpEcho();
   const config = `${org.dir}/connector.toml`;
-  const write = (allow: string[]) =>
+  const write = (allow: string[], cert = connId.certificateFile, key = connId.privateKeyFile) =>
     Deno.writeTextFile(
       config,
       [
         `relay = "${formatAddress(relay.address)}"`,
         `relay-name = "${RELAY_NAME}"`,
-        `cert = "${connId.certificateFile}"`,
-        `key = "${connId.privateKeyFile}"`,
+        `cert = "${cert}"`,
+        `key = "${key}"`,
         `ca = "${connId.caFile}"`,
         "relay-only = true",
         `admin-socket = "${org.dir}/connector.sock"`,
@@ -339,6 +340,20 @@ Deno.test("SIGHUP: a real connector re-reads its --config file: an agent removed
     });
     const alive = await udpThrough(aliceSession, echo.port, 5, 10);
     assert.equal(alive.received, alive.sent);
+
+    // The identity moves to other files (same certificate): the certificate status and its
+    // expiry follow the file the reload named.
+    const socket = `${org.dir}/connector.sock`;
+    const certificateOf = async () =>
+      (await readStatus(socket) as { certificate: { file: string } }).certificate.file;
+    assert.equal(await certificateOf(), connId.certificateFile);
+    const [movedCert, movedKey] = [`${org.dir}/moved.crt`, `${org.dir}/moved.key`];
+    await Deno.copyFile(connId.certificateFile, movedCert);
+    await Deno.copyFile(connId.privateKeyFile, movedKey);
+    await write(["alice"], movedCert, movedKey);
+    connector.kill("SIGHUP");
+    await connector.record(/^reloaded: nothing changed/);
+    assert.equal(await certificateOf(), movedCert);
 
     // A file broken by a typo changes nothing: the error names the key, bob stays out.
     await Deno.writeTextFile(config, "max-sesions = 5\n" + (await Deno.readTextFile(config)));

@@ -209,6 +209,11 @@ export class Connector {
     return connector;
   }
 
+  /** The certificate file in use (a reload may name another one). */
+  get certificateFile(): string {
+    return this.#options.identity.certificateFile;
+  }
+
   /** The names of the services published. */
   get serviceNames(): string[] {
     return [...this.#services.keys()];
