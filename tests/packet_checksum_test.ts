@@ -64,6 +64,20 @@ Deno.test("checksum: matches a naive reference on 2,000 random ranges, byteOffse
   }
 });
 
+Deno.test("checksum: 32-bit summing at every alignment and up to 64 KiB equals the reference", () => {
+  const random = prng(4);
+  const big = new Uint8Array(65_536 + 8);
+  for (let i = 0; i < big.length; i++) big[i] = random(256);
+  for (const length of [63, 64, 65, 66, 1_240, 9_000, 65_535]) {
+    for (let offset = 0; offset < 4; offset++) {
+      const range = big.subarray(offset, offset + length);
+      assert.equal(internetChecksum(range), naiveChecksum(range), `${length} at ${offset}`);
+      const all = range.slice().fill(0xff);
+      assert.equal(internetChecksum(all), naiveChecksum(all), `0xff x ${length} at ${offset}`);
+    }
+  }
+});
+
 Deno.test("checksum: accumulating split ranges, odd splits included, equals one pass", () => {
   const random = prng(7);
   for (let round = 0; round < 500; round++) {
