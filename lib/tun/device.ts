@@ -17,6 +17,9 @@ import { encodeVirtioHeader } from "./offload/virtio_header.ts";
 import { TunReader } from "./reader.ts";
 import { tunUnsupportedReason } from "./support.ts";
 
+/** Bytes of packets `queue` holds for one batch before it writes them at once. */
+const QUEUE_ARENA_BYTES = 256 * 1024;
+
 const log = getLogger(["ztna", "tun"]);
 
 /** Counters of a device (offload ones stay 0 in plain mode). */
@@ -68,7 +71,10 @@ export class TunDevice {
   #closing: Promise<void> | undefined;
   /** Virtio header plus packet, for writes in offload mode. */
   readonly #scratch: Uint8Array | undefined;
+  /** Packets `queue`d for the next batch: views of `#arena`, or copies when it is full. */
   #queued: Uint8Array[] = [];
+  readonly #arena = new Uint8Array(QUEUE_ARENA_BYTES);
+  #arenaUsed = 0;
   #flushScheduled = false;
   readonly #written = { packets: 0, writes: 0, superPackets: 0, coalesced: 0 };
 
@@ -188,20 +194,34 @@ export class TunDevice {
    * passed to `onError`.
    */
   queue(packet: Uint8Array, onError: (error: Error) => void): void {
-    this.#queued.push(packet.slice());
+    // Copied into one reused arena (no allocation per packet); a full arena is written now.
+    if (this.#arenaUsed + packet.length > this.#arena.length) this.#writeQueued(onError);
+    if (packet.length <= this.#arena.length) {
+      const copy = this.#arena.subarray(this.#arenaUsed, this.#arenaUsed + packet.length);
+      copy.set(packet);
+      this.#arenaUsed += packet.length;
+      this.#queued.push(copy);
+    } else {
+      this.#queued.push(packet.slice());
+    }
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     queueMicrotask(() => {
       this.#flushScheduled = false;
-      const batch = this.#queued;
-      this.#queued = [];
-      if (this.#fd < 0) return;
-      try {
-        this.writeBatch(batch);
-      } catch (error) {
-        onError(error as Error);
-      }
+      this.#writeQueued(onError);
     });
+  }
+
+  #writeQueued(onError: (error: Error) => void): void {
+    const batch = this.#queued;
+    this.#queued = [];
+    try {
+      if (this.#fd >= 0 && batch.length > 0) this.writeBatch(batch);
+    } catch (error) {
+      onError(error as Error);
+    } finally {
+      this.#arenaUsed = 0;
+    }
   }
 
   /** The device's counters. */
