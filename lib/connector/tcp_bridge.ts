@@ -38,6 +38,7 @@ export function tcpHandler(
     maxConnections: limits.maxTcpConnectionsPerSession,
     shared: limits.tcp,
     send,
+    reuseSendBuffer: true, // send queues a copy as a session DATAGRAM
     accept: (flow) => targets.has(flow.dstPort) && limits.admitTcpConnection(stack.size),
     onConnection: (connection, flow) => {
       void connectAndBridge(connection, targets.get(flow.dstPort)!, describeFlow(flow), limits);

@@ -33,11 +33,24 @@ export interface OutgoingSegment {
   fill?: (out: Uint8Array, at: number) => void;
 }
 
-/** A new packet from `ends.local` to `ends.remote` carrying `segment`, checksums computed. */
-export function buildSegment(ends: Endpoints, segment: OutgoingSegment): Uint8Array {
+/**
+ * A packet from `ends.local` to `ends.remote` carrying `segment`, checksums computed: a new
+ * buffer, or the start of `into` when given (reused: its header bytes are cleared first).
+ */
+export function buildSegment(
+  ends: Endpoints,
+  segment: OutgoingSegment,
+  into?: Uint8Array,
+): Uint8Array {
   const headers = tcpHeadersLength(ends.local, segment.options);
   const length = segment.payloadLength ?? 0;
-  const out = new Uint8Array(headers + length);
+  let out: Uint8Array;
+  if (into !== undefined && into.length >= headers + length) {
+    out = into.subarray(0, headers + length);
+    out.fill(0, 0, headers);
+  } else {
+    out = new Uint8Array(headers + length);
+  }
   if (length > 0) segment.fill?.(out, headers);
   writeTcpPacket(out, {
     src: ends.local,

@@ -27,10 +27,15 @@ import { Tcb, type TcbHost } from "./tcb.ts";
 /** What a `TcpStack` is built from: where packets go, who gets connections, tunables. */
 export interface TcpStackOptions extends TcpTuning {
   /**
-   * Called with every outgoing IP packet (a fresh buffer the callee may keep). A throw counts
-   * as a lost segment (`sendFailures`); TCP retransmits.
+   * Called with every outgoing IP packet (a fresh buffer the callee may keep, unless
+   * `reuseSendBuffer`). A throw counts as a lost segment (`sendFailures`); TCP retransmits.
    */
   send(packet: Uint8Array): void;
+  /**
+   * `send` copies each packet before it returns (into a QUIC DATAGRAM, say), so connections'
+   * segments may all be built in one reused buffer: no allocation per segment. Default false.
+   */
+  reuseSendBuffer?: boolean;
   /**
    * Called with each connection once its handshake completes. If it throws, the connection
    * is reset and the error propagates out of `receive()`.
@@ -76,6 +81,7 @@ export class TcpStack {
       counters: this.counters,
       budget: this.#shared,
       transmit: (packet) => this.#transmit(packet),
+      sendBuffer: options.reuseSendBuffer ? new Uint8Array(this.#config.mtu) : undefined,
       setDeadline: (tcb, at) => this.#timers.set(tcb, at),
       requestFlush: (tcb) => this.#requestFlush(tcb),
       established: (tcb) => this.#established(tcb),

@@ -42,6 +42,8 @@ export interface TcbHost {
   readonly budget: TcpSharedBudget;
   /** Hands a packet to the stack's `send` (counted; a throwing `send` loses the segment). */
   transmit(packet: Uint8Array): void;
+  /** Where segments are built when `send` copies them (`reuseSendBuffer`); else fresh ones. */
+  readonly sendBuffer: Uint8Array | undefined;
   /** Sets (Infinity: clears) the control block's one deadline, on `performance.now()` time. */
   setDeadline(tcb: Tcb, at: number): void;
   /** Asks for `flush()` once the current batch of work is done (a microtask). */
@@ -539,7 +541,7 @@ export class Tcb implements Endpoints {
   }
 
   #emit(segment: OutgoingSegment): void {
-    this.host.transmit(buildSegment(this, segment));
+    this.host.transmit(buildSegment(this, segment, this.host.sendBuffer));
   }
 
   // ---- Timers.
